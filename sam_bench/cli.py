@@ -1,0 +1,155 @@
+"""Command line: `run`, `report`, `list`, `data check`, `--demo` (also installed as `sam-bench`)."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from .errors import SamBenchError
+
+
+def parse_task_options(extra: Sequence[str]) -> dict[str, str]:
+    """`--name value`, `--name=value` and bare `--flag` (true) after the known flags -> task options."""
+    options: dict[str, str] = {}
+    i = 0
+    while i < len(extra):
+        arg = extra[i]
+        if not arg.startswith("--"):
+            raise SamBenchError(f"unexpected argument {arg!r}")
+        name, eq, value = arg[2:].partition("=")
+        if not eq:
+            if i + 1 < len(extra) and not extra[i + 1].startswith("--"):
+                value, i = extra[i + 1], i + 1
+            else:
+                value = "true"
+        options[name.replace("-", "_")] = value
+        i += 1
+    return options
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sam-bench", description=__doc__)
+    parser.add_argument("--demo", action="store_true", help="run every task on a synthetic dataset")
+    parser.add_argument("--out", help="output directory for --demo (default results/demo)")
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps or auto")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command")
+
+    run = sub.add_parser("run", help="run one task on one dataset with one model",
+                         description="Further --name value pairs are task options (see `list tasks`).")
+    run.add_argument("--task")
+    run.add_argument("--model")
+    run.add_argument("--dataset")
+    run.add_argument("--checkpoint")
+    run.add_argument("--data-root", dest="data_root")
+    run.add_argument("--split")
+    run.add_argument("--out")
+    run.add_argument("--limit", type=int)
+    run.add_argument("--config", help="YAML run config; flags override it")
+    run.add_argument("--cache-dir", dest="cache_dir", help="on-disk embedding cache shared by runs")
+    run.add_argument("--device")
+    run.add_argument("--precision", choices=["fp32", "bf16", "fp16"])
+    run.add_argument("--batch-size", dest="batch_size", type=int, help="prompts per decoder call")
+    run.add_argument("--seed", type=int)
+    run.add_argument("--label", help="column name for this run in reports")
+    run.add_argument("--fresh", action="store_true", default=None,
+                     help="discard an interrupted run's progress instead of resuming")
+
+    rep = sub.add_parser("report", help="rebuild report.md from run directories")
+    rep.add_argument("dirs", nargs="+")
+    rep.add_argument("--out", help="report path (default DIR/report.md for one run, ./report.md for several)")
+
+    lst = sub.add_parser("list", help="list registered tasks, datasets or models")
+    lst.add_argument("what", choices=["tasks", "datasets", "models"])
+
+    data = sub.add_parser("data", help="dataset utilities")
+    data_sub = data.add_subparsers(dest="data_command", required=True)
+    check = data_sub.add_parser("check", help="validate a download against the expected layout")
+    check.add_argument("dataset")
+    check.add_argument("--data-root", dest="data_root", required=True)
+    check.add_argument("--split")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if extra and args.command != "run":
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        return dispatch(parser, args, extra)
+    except SamBenchError as exc:
+        print(f"sam-bench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("sam-bench: interrupted; finished images are kept, rerun the same command to resume",
+              file=sys.stderr)
+        return 130
+
+
+def dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> int:
+    from .plugins import load_plugins
+
+    load_plugins()
+    if args.demo:
+        from .demo import run_demo
+
+        report = run_demo(args.out or "results/demo", device=args.device or "auto")
+        print(f"demo finished: report at {report}; per-task results under {report.parent}")
+        return 0
+    if args.command == "run":
+        from .config import load_run_config
+        from .runner import run
+
+        overrides = {k: getattr(args, k) for k in (
+            "task", "model", "dataset", "checkpoint", "data_root", "split", "out", "limit", "cache_dir",
+            "device", "precision", "batch_size", "seed", "label", "fresh")}
+        overrides["options"] = parse_task_options(extra)
+        cfg = load_run_config(args.config, overrides)
+        metrics = run(cfg)
+        width = max((len(k) for k in metrics), default=0)
+        for name, value in metrics.items():
+            print(f"{name:<{width}}  {value:.4f}" if isinstance(value, float) else f"{name:<{width}}  {value}")
+        print(f"results: {Path(cfg.out) / cfg.task / cfg.dataset}; report: {Path(cfg.out) / 'report.md'}")
+        return 0
+    if args.command == "report":
+        from .api import report
+
+        print(f"report written to {report(args.dirs, args.out)}")
+        return 0
+    if args.command == "list":
+        return list_entries(args.what)
+    if args.command == "data":
+        from .data.check import check_dataset
+
+        return check_dataset(args.dataset, args.data_root, args.split)
+    parser.print_help()
+    return 1
+
+
+def list_entries(what: str) -> int:
+    from dataclasses import MISSING, fields
+
+    from .registry import MODELS, TASKS
+
+    if what == "datasets":
+        from .data.registry import dataset_names, load_dataset_config
+
+        for name in dataset_names():
+            cfg = load_dataset_config(name)
+            print(f"{name:<14} {cfg.title}  [reader: {cfg.reader}]")
+    elif what == "models":
+        for name in MODELS.names():
+            print(f"{name:<14} {MODELS.describe(name)}")
+    else:
+        for name in TASKS.names():
+            task = TASKS.get(name)
+            print(f"{name:<14} {task.title}")
+            for f in fields(task.Options):
+                default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+                print(f"    --{f.name.replace('_', '-'):<28} default: {default}")
+    return 0

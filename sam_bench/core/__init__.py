@@ -1,0 +1,1 @@
+"""The shared SAM core: checkpoint loading, the segmenter interface, mask helpers, embedding cache."""

@@ -1,0 +1,70 @@
+"""On-disk cache of image embeddings, shared by all tasks and reruns.
+
+Key = sha256(model fingerprint (weights hash + preprocessing) | image content hash). Entries are
+fp16 .npz files written to a temporary name and renamed into place, so a killed or concurrent
+writer never leaves a half-written entry under a real key. Because entries are fp16, a run with
+the cache enabled rounds freshly computed embeddings to fp16 too (see `round_embedding`): a hit
+and a miss then give exactly the same masks.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+def image_sha256(image: np.ndarray) -> str:
+    digest = hashlib.sha256(f"{image.shape}|{image.dtype}".encode())
+    digest.update(np.ascontiguousarray(image).tobytes())
+    return digest.hexdigest()
+
+
+class EmbeddingCache:
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.hits = 0
+        self.misses = 0
+
+    def key(self, fingerprint: str, image: np.ndarray) -> str:
+        return hashlib.sha256(f"{fingerprint}|{image_sha256(image)}".encode()).hexdigest()
+
+    def _path(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.npz"
+
+    def load(self, key: str) -> dict[str, np.ndarray] | None:
+        path = self._path(key)
+        if not path.exists():
+            self.misses += 1
+            return None
+        try:
+            with np.load(path) as data:
+                arrays = {name: data[name] for name in data.files}
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+            log.warning("embedding cache entry %s is unreadable (%s); recomputing", path, exc)
+            path.unlink(missing_ok=True)
+            self.misses += 1
+            return None
+        self.hits += 1
+        return arrays
+
+    def store(self, key: str, arrays: dict[str, np.ndarray]) -> None:
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".npz")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise

@@ -1,0 +1,1 @@
+"""Datasets: the instance-dataset interface, format readers and the config-file registry."""

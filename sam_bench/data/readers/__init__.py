@@ -1,0 +1,1 @@
+"""Format readers; importing this package registers them all in READERS."""

@@ -1,0 +1,27 @@
+"""`--demo`: every registered task on the synthetic dataset with the weight-free demo models."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .config import RunConfig
+from .data.synthetic import generate
+from .plugins import load_plugins
+from .registry import TASKS
+from .report import write_report
+
+
+def run_demo(out: str | Path = "results/demo", device: str = "auto") -> Path:
+    from .runner import run
+
+    load_plugins()
+    out = Path(out)
+    roots = generate(out / "demo_data")
+    run_dirs: dict[str, Path] = {}
+    for name in TASKS.names():
+        task = TASKS.get(name)
+        for model in task.demo_models:
+            run_dir = run_dirs.setdefault(model, out / model)
+            options = dict(getattr(task, "demo_options", {}))
+            run(RunConfig(task=name, model=model, dataset=task.demo_dataset, out=str(run_dir),
+                          data_root=str(roots[task.demo_dataset]), device=device, options=options))
+    return write_report(list(run_dirs.values()), out / "report.md")

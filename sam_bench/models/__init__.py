@@ -1,0 +1,1 @@
+"""Models; each module registers its entries in MODELS."""

@@ -1,0 +1,68 @@
+"""Model capabilities. A task asks for the capability it needs with `require`.
+
+A registered model is any object with an `info`; SAM-like models are PromptableSegmenters,
+weight-free edge baselines are EdgeDetectors. A task that gets a model without the capability it
+needs fails with a message naming both, not an AttributeError.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import TypeVar
+
+import numpy as np
+import torch
+
+from ..core.types import Decoded, ImageEmbedding, ModelInfo, Prompts
+from ..errors import ConfigError
+
+
+class Model(ABC):
+    info: ModelInfo
+
+
+class PromptableSegmenter(Model):
+    """Encode an image once, then decode any number of prompt batches against it."""
+
+    mask_threshold: float = 0.0
+    #: Identity of weights + preprocessing for the embedding cache; None disables caching.
+    cache_fingerprint: str | None = None
+
+    @abstractmethod
+    def encode(self, image: np.ndarray) -> ImageEmbedding:
+        """image: (H, W, 3) uint8 RGB."""
+
+    @abstractmethod
+    def decode(self, embedding: ImageEmbedding, prompts: Prompts, multimask: bool) -> Decoded:
+        """Decode a homogeneous prompt batch (chunked internally by the model's batch size)."""
+
+    @abstractmethod
+    def upsample(self, embedding: ImageEmbedding, low_res_logits: torch.Tensor) -> torch.Tensor:
+        """(B, M, h, w) low-res logits -> (B, M, H, W) logits at the original image size."""
+
+    def embedding_to_cache(self, embedding: ImageEmbedding) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def embedding_from_cache(self, arrays: dict[str, np.ndarray]) -> ImageEmbedding:
+        raise NotImplementedError
+
+    def round_embedding(self, embedding: ImageEmbedding) -> ImageEmbedding:
+        """Apply the cache's storage precision so a cache miss decodes exactly like a hit."""
+        return embedding
+
+
+class EdgeDetector(Model):
+    """Weight-free or learned edge detector: image -> edge strength map in [0, 1]."""
+
+    @abstractmethod
+    def detect_edges(self, image: np.ndarray) -> np.ndarray:
+        """(H, W, 3) uint8 RGB -> (H, W) float32 in [0, 1]."""
+
+
+C = TypeVar("C")
+
+
+def require(model: object, capability: type[C], task: str) -> C:
+    if not isinstance(model, capability):
+        name = getattr(getattr(model, "info", None), "name", type(model).__name__)
+        raise ConfigError(f"model '{name}' cannot run task '{task}': it is not a {capability.__name__}")
+    return model

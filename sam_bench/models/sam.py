@@ -1,0 +1,132 @@
+"""SAM behind the PromptableSegmenter interface: `sam` (a checkpoint) and `tiny` (seeded, random).
+
+The forward pass is the official `segment_anything` modules; this file is only the harness around
+them (preprocessing identical to SamPredictor, batching, chunking, precision).
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from segment_anything.modeling import Sam
+from segment_anything.utils.transforms import ResizeLongestSide
+
+from ..core.checkpoint import (
+    SamArchitecture,
+    build_sam,
+    load_sam_checkpoint,
+    state_dict_sha256,
+)
+from ..core.device import autocast
+from ..core.types import Decoded, ImageEmbedding, ModelInfo, Prompts
+from ..errors import ConfigError
+from ..registry import MODELS
+from .base import PromptableSegmenter
+
+TINY_ARCHITECTURE = SamArchitecture(
+    encoder_embed_dim=64, encoder_depth=2, encoder_num_heads=2, encoder_global_attn_indexes=(1,),
+    encoder_mlp_ratio=4.0, window_size=14, image_size=1024, decoder_depth=2, decoder_mlp_dim=2048,
+)
+
+
+class SamSegmenter(PromptableSegmenter):
+    def __init__(self, sam: Sam, info: ModelInfo, weights_sha256: str, device: torch.device,
+                 precision: str = "fp32", batch_size: int = 64) -> None:
+        self.model = sam.to(device).eval()
+        self.info = info
+        self.device = device
+        self.precision = precision
+        self.batch_size = batch_size
+        self.transform = ResizeLongestSide(sam.image_encoder.img_size)
+        # Preprocessing is part of the identity: same weights with another input size differ.
+        self.cache_fingerprint = f"sam|{weights_sha256}|resize{sam.image_encoder.img_size}|pil-bilinear|{precision}"
+
+    @torch.no_grad()
+    def encode(self, image: np.ndarray) -> ImageEmbedding:
+        # Same steps as SamPredictor.set_image, so embeddings match the reference bit for bit.
+        resized = self.transform.apply_image(image)
+        x = torch.as_tensor(resized, device=self.device).permute(2, 0, 1).contiguous()[None]
+        with autocast(self.device, self.precision):
+            features = self.model.image_encoder(self.model.preprocess(x))
+        return ImageEmbedding(features.float(), tuple(image.shape[:2]), tuple(x.shape[-2:]))
+
+    @torch.no_grad()
+    def decode(self, embedding: ImageEmbedding, prompts: Prompts, multimask: bool) -> Decoded:
+        logits, ious = [], []
+        for start in range(0, len(prompts), self.batch_size):
+            chunk = prompts.select(slice(start, start + self.batch_size))
+            low, iou = self._decode_chunk(embedding, chunk, multimask)
+            logits.append(low)
+            ious.append(iou)
+        return Decoded(torch.cat(logits), torch.cat(ious))
+
+    def _decode_chunk(self, embedding: ImageEmbedding, prompts: Prompts, multimask: bool):
+        points = boxes = masks = None
+        if prompts.points is not None:
+            coords = self.transform.apply_coords(prompts.points, embedding.original_size)
+            points = (torch.as_tensor(coords, dtype=torch.float, device=self.device),
+                      torch.as_tensor(prompts.labels, dtype=torch.int, device=self.device))
+        if prompts.boxes is not None:
+            boxes = torch.as_tensor(self.transform.apply_boxes(prompts.boxes, embedding.original_size),
+                                    dtype=torch.float, device=self.device)
+        if prompts.mask_logits is not None:
+            masks = prompts.mask_logits.to(self.device, torch.float)
+        with autocast(self.device, self.precision):
+            sparse, dense = self.model.prompt_encoder(points=points, boxes=boxes, masks=masks)
+            low_res, iou = self.model.mask_decoder(
+                image_embeddings=embedding.features.to(self.device),
+                image_pe=self.model.prompt_encoder.get_dense_pe(),
+                sparse_prompt_embeddings=sparse,
+                dense_prompt_embeddings=dense,
+                multimask_output=multimask,
+            )
+        return low_res.float(), iou.float()
+
+    @torch.no_grad()
+    def upsample(self, embedding: ImageEmbedding, low_res_logits: torch.Tensor) -> torch.Tensor:
+        return self.model.postprocess_masks(low_res_logits.to(self.device), embedding.input_size,
+                                            embedding.original_size)
+
+    def embedding_to_cache(self, embedding: ImageEmbedding) -> dict[str, np.ndarray]:
+        return {"features": embedding.features.cpu().numpy().astype(np.float16),
+                "original_size": np.array(embedding.original_size),
+                "input_size": np.array(embedding.input_size)}
+
+    def embedding_from_cache(self, arrays: dict[str, np.ndarray]) -> ImageEmbedding:
+        features = torch.from_numpy(arrays["features"].astype(np.float32)).to(self.device)
+        return ImageEmbedding(features, tuple(int(v) for v in arrays["original_size"]),
+                              tuple(int(v) for v in arrays["input_size"]))
+
+    def round_embedding(self, embedding: ImageEmbedding) -> ImageEmbedding:
+        return ImageEmbedding(embedding.features.half().float(), embedding.original_size, embedding.input_size)
+
+
+def make_tiny_sam(seed: int = 0) -> Sam:
+    """A random SAM in the official layout, small enough to encode an image in well under a second."""
+    generator_state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(seed)
+        return build_sam(TINY_ARCHITECTURE)
+    finally:
+        torch.random.set_rng_state(generator_state)
+
+
+@MODELS.register("sam", help="SAM from an official-layout checkpoint (--checkpoint); size inferred from the weights")
+def build_sam_model(checkpoint: str | None = None, device: torch.device = torch.device("cpu"),
+                    precision: str = "fp32", batch_size: int = 64, **_: object) -> SamSegmenter:
+    if not checkpoint:
+        raise ConfigError("model 'sam' needs --checkpoint PATH (e.g. sam_vit_h_4b8939.pth)")
+    loaded = load_sam_checkpoint(checkpoint)
+    info = ModelInfo("sam", untrained=False, details={
+        "checkpoint": loaded.path, "checkpoint_sha256": loaded.sha256,
+        "architecture": loaded.architecture.to_dict()})
+    return SamSegmenter(loaded.model, info, loaded.sha256, device, precision, batch_size)
+
+
+@MODELS.register("tiny", help="seeded random SAM in the official layout (tests and demo; untrained)")
+def build_tiny_model(device: torch.device = torch.device("cpu"), precision: str = "fp32",
+                     batch_size: int = 64, seed: int = 0, **_: object) -> SamSegmenter:
+    sam = make_tiny_sam(seed)
+    sha = state_dict_sha256(sam.state_dict())
+    info = ModelInfo("tiny", untrained=True, details={
+        "seed": seed, "weights_sha256": sha, "architecture": TINY_ARCHITECTURE.to_dict()})
+    return SamSegmenter(sam, info, sha, device, precision, batch_size)

@@ -1,0 +1,14 @@
+"""Published numbers of the Segment Anything paper, for the report's reference rows."""
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+PAPER_JSON = Path(__file__).with_name("sam_paper.json")
+
+
+@lru_cache(maxsize=1)
+def paper() -> dict[str, Any]:
+    return json.loads(PAPER_JSON.read_text())

@@ -1,0 +1,1 @@
+"""Protocols; each module registers one task in TASKS."""
