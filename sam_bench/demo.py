@@ -21,7 +21,7 @@ def run_demo(out: str | Path = "results/demo", device: str = "auto") -> Path:
         task = TASKS.get(name)
         for model in task.demo_models:
             run_dir = run_dirs.setdefault(model, out / model)
-            options = dict(getattr(task, "demo_options", {}))
+            options = task.demo_options(roots[task.demo_dataset])
             run(RunConfig(task=name, model=model, dataset=task.demo_dataset, out=str(run_dir),
                           data_root=str(roots[task.demo_dataset]), device=device, options=options))
     return write_report(list(run_dirs.values()), out / "report.md")

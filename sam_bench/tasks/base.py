@@ -105,6 +105,11 @@ class Task(ABC):
     demo_dataset: ClassVar[str] = "demo"
     demo_models: ClassVar[tuple[str, ...]] = ("tiny",)
 
+    @classmethod
+    def demo_options(cls, data_root: Path) -> dict[str, Any]:
+        """Task options for the demo run on the synthetic data under `data_root`."""
+        return {}
+
     def __init__(self, options: Any) -> None:
         self.options = options
 

@@ -1,0 +1,1 @@
+"""Metric computations that wrap the field's reference libraries."""
