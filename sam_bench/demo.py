@@ -10,12 +10,12 @@ from .registry import TASKS
 from .report import write_report
 
 
-def run_demo(out: str | Path = "results/demo", device: str = "auto") -> Path:
+def run_demo(out: str | Path = "results/demo", device: str = "auto", n_images: int = 4) -> Path:
     from .runner import run
 
     load_plugins()
     out = Path(out)
-    roots = generate(out / "demo_data")
+    roots = generate(out / "demo_data", n_images=n_images)
     run_dirs: dict[str, Path] = {}
     for name in TASKS.names():
         task = TASKS.get(name)
