@@ -1,0 +1,494 @@
+"""Zero-shot text-to-mask with SAM + CLIP: sam-bench's protocol (the paper shows pictures only).
+
+Per image: SAM candidate masks (automatic mask generation, or a text-conditioned detector's boxes
+prompted into SAM, Grounded-SAM style), computed once; every candidate's square mask crop embedded
+once by CLIP (in batches); each phrase (embedded once per run) takes the candidate with the highest
+cosine similarity, optionally refined with one extra point at that mask's centre.
+Phrases: the categories present in the image (target = union of the category's instances; also
+class-aware mask AP with pycocotools, CLIP score as confidence, top-k candidates per (image,
+category)) or referring expressions (RefCOCO family; gIoU, cIoU, Prec@IoU).
+"""
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Optional, Protocol, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from pycocotools import mask as mask_utils
+
+from ..clip import (CATEGORY_TEMPLATES, EXPRESSION_TEMPLATES, ClipScorer, check_templates, clip_identity,
+                    load_clip, write_tiny_clip)
+from ..core.types import ImageEmbedding, Prompts
+from ..data.types import ImageSample
+from ..errors import ConfigError, DataError
+from ..metrics.text import ciou, coco_mask_ap, giou, per_item_iou, precision_at
+from ..models.base import PromptableSegmenter, require
+from ..prompts.clicks import center_click
+from ..reference import paper
+from ..registry import TASKS
+from ..report import markdown_table
+from .base import ImageResult, ReportEntry, RunContext, Task
+
+PROTOCOL_NOTE = ("sam-bench's text-to-mask protocol (SAM candidates + CLIP crop scoring), not the paper's: "
+                 "the paper's text-prompted SAM was never released and it reports no number")
+
+
+@dataclass
+class Query:
+    """One phrase to segment in one image, with its ground truth."""
+
+    phrase: str
+    templates: tuple[str, ...]
+    target: Optional[np.ndarray]  # (H, W) bool; None for AP-only queries of absent categories
+    kind: str  # "category" or "expression"
+    category_id: Optional[int] = None
+    ids: dict[str, Any] = field(default_factory=dict)  # ref_id / sent_id / ann_id of an expression
+
+
+@dataclass
+class Candidates:
+    """Candidate masks of one image, shared by all of its phrases."""
+
+    masks: np.ndarray  # (C, H, W) bool
+    boxes: np.ndarray  # (C, 4) x0 y0 x1 y1
+    quality: np.ndarray  # (C,) SAM predicted IoU (AMG) or detector score
+    prompts: Optional[Prompts] = None  # what produced each candidate (refinement adds a point to it)
+    category_ids: Optional[np.ndarray] = None  # (C,) detector class per candidate
+    source: str = "amg"
+
+    def __len__(self) -> int:
+        return len(self.masks)
+
+
+class Scorer(Protocol):
+    def score(self, image: np.ndarray, candidates: Candidates, queries: Sequence[Query]) -> np.ndarray:
+        """(Q, C) scores, higher is better."""
+
+
+# (ctx, sample, image, embed) -> Candidates; embed() gives the image's SAM embedding, computed on first use.
+CandidateSource = Callable[[RunContext, ImageSample, np.ndarray, Callable[[], ImageEmbedding]], Candidates]
+
+
+@dataclass
+class TextOptions:
+    clip_model: str = "ViT-L-14-336"  # open_clip architecture of --clip-checkpoint (paper: ViT-L/14@336)
+    clip_checkpoint: Optional[str] = None  # weights file, or a dir with open_clip_config.json + weights
+    phrases: str = "auto"  # auto | categories | expressions
+    candidates: str = "amg"  # amg | detector
+    detections: Optional[str] = None  # COCO results json (text-conditioned detector), for candidates=detector
+    detector_class_aware: bool = True  # a category phrase only considers boxes of its category
+    detector_min_score: float = 0.0
+    rank_by: str = "clip"  # clip | detector (detector candidates: trust the detector's score instead)
+    category_templates: list[str] = field(default_factory=lambda: list(CATEGORY_TEMPLATES))
+    expression_templates: list[str] = field(default_factory=lambda: list(EXPRESSION_TEMPLATES))
+    crop_expand: float = 1.5  # the paper's training crops: box expanded by a random factor in [1, 2]
+    crop_background: str = "zero"  # zero | keep: zeroing tells a part from the whole with the same box
+    clip_batch_size: int = 64
+    refine: bool = False  # one more decoder pass: the candidate's prompt + a point at the mask's centre
+    ap_categories: str = "present"  # present | all | none: categories asked for mask AP
+    ap_top_k: int = 20  # candidates per (image, category) submitted for mask AP
+    amg_points_per_side: int = 32  # AMG settings: the official SamAutomaticMaskGenerator defaults
+    amg_pred_iou_thresh: float = 0.88
+    amg_stability_score_thresh: float = 0.95
+    amg_box_nms_thresh: float = 0.7
+    amg_crop_n_layers: int = 0
+    amg_min_mask_region_area: int = 0
+    amg_max_masks: Optional[int] = None
+
+
+CHOICES = {"phrases": ("auto", "categories", "expressions"), "candidates": ("amg", "detector"),
+           "rank_by": ("clip", "detector"), "crop_background": ("zero", "keep"),
+           "ap_categories": ("present", "all", "none")}
+
+
+def phrase_of(category_name: str) -> str:
+    return category_name.replace("_", " ").strip()  # LVIS names: "baseball_bat"
+
+
+def to_rle(mask: np.ndarray) -> dict[str, Any]:
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": list(rle["size"]), "counts": rle["counts"].decode("ascii")}
+
+
+@TASKS.register("text", help="zero-shot text-to-mask: SAM candidates scored by CLIP (sam-bench protocol)")
+class TextTask(Task):
+    name = "text"
+    title = "Zero-shot text-to-mask (SAM + CLIP; sam-bench protocol)"
+    Options = TextOptions
+    demo_models = ("tiny",)
+    demo_dataset = "demo"
+
+    @classmethod
+    def demo_options(cls, data_root: Path) -> dict[str, Any]:
+        clip_dir = write_tiny_clip(Path(data_root) / "tiny_clip")
+        # A random SAM predicts low IoU and stability and near-duplicate masks: keep every AMG mask.
+        return {"clip_checkpoint": str(clip_dir), "amg_points_per_side": 2, "amg_pred_iou_thresh": 0.0,
+                "amg_stability_score_thresh": 0.0, "amg_box_nms_thresh": 1.0}
+
+    def __init__(self, options: TextOptions, scorer: Optional[Scorer] = None,
+                 candidate_source: Optional[CandidateSource] = None) -> None:
+        super().__init__(options)
+        for name, allowed in CHOICES.items():
+            if getattr(options, name) not in allowed:
+                raise ConfigError(f"option {name} of task 'text': {getattr(options, name)!r}; choose {allowed}")
+        if options.candidates == "detector" and not options.detections:
+            raise ConfigError("candidates=detector needs --detections FILE (COCO results json of a detector)")
+        if options.rank_by == "detector" and options.candidates != "detector":
+            raise ConfigError("rank_by=detector needs candidates=detector")
+        if options.crop_expand < 1.0 or options.ap_top_k < 1 or options.clip_batch_size < 1:
+            raise ConfigError("crop_expand must be >= 1, ap_top_k and clip_batch_size >= 1")
+        self.templates = {"category": check_templates(options.category_templates, "category_templates"),
+                          "expression": check_templates(options.expression_templates, "expression_templates")}
+        self.scorer = scorer
+        self._injected_scorer = scorer is not None
+        self.candidate_source = candidate_source or (
+            self._amg_candidates if options.candidates == "amg" else self._detector_candidates)
+        self._clip_identity: Optional[dict[str, Any]] = None
+        self.kind = "category"
+
+    def describe(self) -> dict[str, Any]:
+        desc: dict[str, Any] = {"protocol": PROTOCOL_NOTE, **asdict(self.options)}
+        if self._injected_scorer:
+            desc["scorer"] = type(self.scorer).__name__
+        elif self.options.rank_by == "clip":
+            if self._clip_identity is None:
+                self._clip_identity = clip_identity(self.options.clip_model, self.options.clip_checkpoint)
+            desc["clip"] = self._clip_identity
+        desc["choices"] = {
+            "category_target": "union of the category's non-crowd instances; crowd pixels are ignored",
+            "answer": "the highest-scoring candidate (one mask per phrase)",
+            "crop": "box of the mask expanded by crop_expand, squared around its centre, zero-padded, "
+                    "background zeroed when crop_background=zero, resized (bicubic, antialiased) to CLIP's size",
+            "phrase_embedding": "templates filled, each embedding normalised, averaged, normalised again",
+            "mask_ap": "pycocotools segm AP; per (image, category) the top ap_top_k candidates by score "
+                       "(the first is the possibly refined answer); categories asked: ap_categories",
+            "oracle": "oracle_* metrics pick the candidate with the best IoU: the candidates' ceiling",
+            "detector": "box -> one SAM mask (single output); a category phrase only sees boxes of its "
+                        "category when detector_class_aware; an expression sees every box of the image",
+            "refine": "prompt of the chosen candidate (AMG point or detector box) + a positive point at the "
+                      "mask's centre (distance-transform argmax, as the point protocol), single output",
+        }
+        return desc
+
+    # ------------------------------------------------------------------ setup
+    def setup(self, ctx: RunContext) -> None:
+        require(ctx.model, PromptableSegmenter, self.name)
+        has_expressions = callable(getattr(ctx.dataset, "expressions", None))
+        self.kind = {"auto": "expression" if has_expressions else "category",
+                     "categories": "category", "expressions": "expression"}[self.options.phrases]
+        if self.kind == "expression" and not has_expressions:
+            raise ConfigError(f"dataset '{ctx.dataset.name}' has no referring expressions (phrases=expressions "
+                              "needs a RefCOCO-format dataset)")
+        self.categories = {int(c["id"]): phrase_of(c["name"]) for c in getattr(ctx.dataset, "categories", None) or []}
+        if self.scorer is None:
+            if self.options.rank_by == "detector":
+                self.scorer = DetectorScoreScorer()
+            else:
+                if self._clip_identity is None:
+                    self._clip_identity = clip_identity(self.options.clip_model, self.options.clip_checkpoint)
+                clip = load_clip(self.options.clip_model, self.options.clip_checkpoint, ctx.device,
+                                 ctx.config.precision, identity=self._clip_identity)
+                self.scorer = ClipScorer(clip, self.options.crop_expand,
+                                         self.options.crop_background == "zero", self.options.clip_batch_size)
+        if isinstance(self.scorer, ClipScorer) and self.kind == "category" and self.categories:
+            self.scorer.prepare(sorted(set(self.categories.values())), self.templates["category"])
+        if self.options.candidates == "amg" and self.candidate_source == self._amg_candidates:
+            from ..amg import AmgSettings, AutomaticMaskGenerator
+
+            o = self.options
+            self._amg = AutomaticMaskGenerator(ctx.model, AmgSettings(
+                points_per_side=o.amg_points_per_side, pred_iou_thresh=o.amg_pred_iou_thresh,
+                stability_score_thresh=o.amg_stability_score_thresh, box_nms_thresh=o.amg_box_nms_thresh,
+                crop_n_layers=o.amg_crop_n_layers, min_mask_region_area=o.amg_min_mask_region_area,
+                output_mode="binary_mask", max_masks=o.amg_max_masks))
+        if self.options.candidates == "detector":
+            self._detections = load_detections(self._resolve(ctx, self.options.detections),
+                                               self.options.detector_min_score)
+
+    @staticmethod
+    def _resolve(ctx: RunContext, path: str) -> Path:
+        p = Path(path).expanduser()
+        if not p.is_absolute() and ctx.config.data_root and not p.exists():
+            p = Path(ctx.config.data_root) / p
+        return p
+
+    # ------------------------------------------------------------------ candidates
+    def _amg_candidates(self, ctx: RunContext, sample: ImageSample, image: np.ndarray,
+                        embed: Callable[[], ImageEmbedding]) -> Candidates:
+        records = self._amg.generate(image, embedding=embed()).records
+        h, w = image.shape[:2]
+        if not records:
+            return empty_candidates(h, w, "amg")
+        boxes = np.array([r["bbox"] for r in records], np.float64).reshape(-1, 4)
+        boxes[:, 2:] += boxes[:, :2]  # xywh -> xyxy
+        points = np.array([r["point_coords"] for r in records], np.float64).reshape(len(records), -1, 2)
+        return Candidates(masks=np.stack([np.asarray(r["segmentation"], bool) for r in records]), boxes=boxes,
+                          quality=np.array([r["predicted_iou"] for r in records], np.float64),
+                          prompts=Prompts(points=points, labels=np.ones(points.shape[:2], np.int64)), source="amg")
+
+    def _detector_candidates(self, ctx: RunContext, sample: ImageSample, image: np.ndarray,
+                             embed: Callable[[], ImageEmbedding]) -> Candidates:
+        h, w = image.shape[:2]
+        dets = self._detections.get(coco_image_id(sample), [])
+        if not dets:
+            return empty_candidates(h, w, "detector")
+        model = require(ctx.model, PromptableSegmenter, self.name)
+        boxes = np.array([d[0] for d in dets], np.float64)
+        prompts, embedding = Prompts(boxes=boxes), embed()
+        decoded = model.decode(embedding, prompts, multimask=False)  # box prompt: one mask, as Grounded-SAM
+        masks = (model.upsample(embedding, decoded.low_res_logits)[:, 0] > model.mask_threshold).cpu().numpy()
+        return Candidates(masks=masks, boxes=boxes, quality=np.array([d[1] for d in dets]), prompts=prompts,
+                          category_ids=np.array([d[2] for d in dets], np.int64), source="detector")
+
+    # ------------------------------------------------------------------ queries
+    def queries(self, sample: ImageSample) -> list[Query]:
+        shape = (sample.height, sample.width)
+        if self.kind == "expression":
+            masks = {o.object_id: o.mask for o in sample.objects}
+            out = []
+            for e in sample.extra.get("expressions", []):
+                if str(e["ann_id"]) not in masks:
+                    raise DataError(f"image {sample.image_id}: expression {e.get('sent_id')} refers to "
+                                    f"annotation {e['ann_id']}, which the sample does not have")
+                out.append(Query(e["sentence"], self.templates["expression"], masks[str(e["ann_id"])],
+                                 "expression", e.get("category_id"),
+                                 {k: e.get(k) for k in ("ref_id", "sent_id", "ann_id")}))
+            return out
+        by_category: dict[int, np.ndarray] = {}
+        names: dict[int, str] = {}
+        for o in sample.objects:
+            if o.category_id is None or o.extra.get("iscrowd"):
+                continue
+            cid = int(o.category_id)
+            by_category.setdefault(cid, np.zeros(shape, bool))
+            by_category[cid] |= o.mask
+            names[cid] = self.categories.get(cid) or phrase_of(o.category or str(cid))
+        return [Query(names[c], self.templates["category"], by_category[c], "category", c) for c in sorted(by_category)]
+
+    def _ap_extra_queries(self, queries: Sequence[Query]) -> list[Query]:
+        if self.kind != "category" or self.options.ap_categories != "all":
+            return []
+        asked = {q.category_id for q in queries}
+        return [Query(n, self.templates["category"], None, "category", c)
+                for c, n in sorted(self.categories.items()) if c not in asked]
+
+    # ------------------------------------------------------------------ evaluation
+    def evaluate_image(self, ctx: RunContext, sample: ImageSample) -> ImageResult:
+        queries = self.queries(sample)
+        all_queries = queries + self._ap_extra_queries(queries)
+        if not all_queries:
+            return ImageResult(sample.image_id)
+        image = sample.load_image()
+        embed = functools.cache(lambda: ctx.embed(image, self.name))  # only sources that need SAM pay for it
+        with ctx.timed("candidates"):
+            cands = self.candidate_source(ctx, sample, image, embed)
+        with ctx.timed("score"):
+            scores = np.asarray(self.scorer.score(image, cands, all_queries), np.float64).reshape(
+                len(all_queries), len(cands))
+        if cands.category_ids is not None and self.options.detector_class_aware and self.kind == "category":
+            allowed = cands.category_ids[None, :] == np.array([q.category_id for q in all_queries])[:, None]
+            scores = np.where(allowed, scores, -np.inf)
+        choice = [int(np.argmax(s)) if np.isfinite(s).any() else -1 for s in scores]
+        chosen = np.stack([cands.masks[c] if c >= 0 else np.zeros(image.shape[:2], bool) for c in choice])
+        final = chosen.copy()
+        if self.options.refine:
+            with ctx.timed("refine"):
+                final = self._refine(ctx, embed(), cands, choice, final)
+        rows = self._rows(sample, queries, cands, scores, choice, chosen, final)
+        payload: dict[str, Any] = {}
+        if self.kind == "category" and self.options.ap_categories != "none":
+            payload = self._ap_payload(sample, cands, all_queries, scores, choice, final)
+        return ImageResult(sample.image_id, rows, payload)
+
+    def _refine(self, ctx: RunContext, embedding: ImageEmbedding, cands: Candidates, choice: list[int],
+                final: np.ndarray) -> np.ndarray:
+        model = require(ctx.model, PromptableSegmenter, self.name)
+        todo, centers = [], []
+        for q, c in enumerate(choice):
+            click = center_click(cands.masks[c]) if c >= 0 else None
+            if click is not None:
+                todo.append(q)
+                centers.append([[click.x, click.y]])
+        if not todo:
+            return final
+        picked = [choice[q] for q in todo]
+        centers = np.array(centers, np.float64)
+        base = cands.prompts.select(picked) if cands.prompts is not None else None
+        if base is not None and base.points is not None:
+            points = np.concatenate([base.points, centers], 1)
+            labels = np.concatenate([base.labels, np.ones((len(todo), 1), np.int64)], 1)
+        else:
+            points, labels = centers, np.ones((len(todo), 1), np.int64)
+        prompts = Prompts(points=points, labels=labels, boxes=None if base is None else base.boxes)
+        decoded = model.decode(embedding, prompts, multimask=False)  # > 1 prompt: SAM's single output
+        masks = (model.upsample(embedding, decoded.low_res_logits)[:, 0] > model.mask_threshold).cpu().numpy()
+        final = final.copy()
+        final[todo] = masks
+        return final
+
+    def _rows(self, sample: ImageSample, queries: Sequence[Query], cands: Candidates, scores: np.ndarray,
+              choice: list[int], chosen: np.ndarray, final: np.ndarray) -> list[dict[str, Any]]:
+        ignore = ignored_pixels(sample)
+        keep = None if ignore is None else ~ignore
+        oracle = oracle_ious(cands.masks, [q.target for q in queries], keep, scores[:len(queries)])
+        rows = []
+        for q, query in enumerate(queries):
+            target = query.target if keep is None else query.target & keep
+            pred, unrefined = (final[q], chosen[q]) if keep is None else (final[q] & keep, chosen[q] & keep)
+            inter, union = int(np.count_nonzero(pred & target)), int(np.count_nonzero(pred | target))
+            inter0, union0 = int(np.count_nonzero(unrefined & target)), int(np.count_nonzero(unrefined | target))
+            rows.append({"kind": query.kind, "phrase": query.phrase, "category_id": query.category_id,
+                         **{k: query.ids.get(k) for k in ("ref_id", "sent_id", "ann_id")},
+                         "candidates": len(cands), "choice": choice[q],
+                         "score": float(scores[q, choice[q]]) if choice[q] >= 0 else None,
+                         "intersection": inter, "union": union, "iou": per_item_iou([inter], [union])[0],
+                         "iou_unrefined": per_item_iou([inter0], [union0])[0], "oracle_iou": oracle[q],
+                         "target_area": int(np.count_nonzero(target)), "pred_area": int(np.count_nonzero(pred))})
+        return rows
+
+    def _ap_payload(self, sample: ImageSample, cands: Candidates, queries: Sequence[Query], scores: np.ndarray,
+                    choice: list[int], final: np.ndarray) -> dict[str, Any]:
+        masks: dict[str, Any] = {}
+        dets = []
+        for q, query in enumerate(queries):
+            if choice[q] < 0:
+                continue
+            order = [int(c) for c in np.argsort(-scores[q], kind="stable")[: self.options.ap_top_k]
+                     if np.isfinite(scores[q, c])]
+            for rank, c in enumerate(order):
+                key = f"q{q}" if rank == 0 else f"c{c}"  # the answer itself (refined or not) first
+                if key not in masks:
+                    masks[key] = to_rle(final[q] if rank == 0 else cands.masks[c])
+                dets.append([query.category_id, key, float(scores[q, c])])
+        return {"coco_image_id": coco_image_id(sample), "masks": masks, "detections": dets}
+
+    # ------------------------------------------------------------------ metrics
+    def compute_metrics(self, ctx: RunContext, results: list[ImageResult]) -> dict[str, float]:
+        rows = pd.DataFrame([row for r in results for row in r.rows])
+        metrics: dict[str, float] = {"images": len(results), "queries": len(rows)}
+        if rows.empty:
+            return metrics
+        i, u = rows["intersection"].to_numpy(), rows["union"].to_numpy()
+        ious = per_item_iou(i, u)
+        prefix = "gIoU" if self.kind == "expression" else "mIoU"
+        metrics[prefix] = giou(i, u)
+        metrics["cIoU"] = ciou(i, u)
+        if self.options.refine:
+            metrics[f"{prefix}_unrefined"] = float(rows["iou_unrefined"].mean())
+        metrics[f"oracle_{prefix}"] = float(rows["oracle_iou"].mean())
+        for t, v in precision_at(ious).items():
+            metrics[f"P@{t:g}"] = v
+        metrics["candidates_per_image"] = float(np.mean([r.rows[0]["candidates"] for r in results if r.rows]))
+        if self.kind == "category" and self.options.ap_categories != "none":
+            metrics.update(self._mask_ap(ctx, results))
+        return metrics
+
+    def _mask_ap(self, ctx: RunContext, results: list[ImageResult]) -> dict[str, float]:
+        ann_file = getattr(ctx.dataset, "annotation_file", None)
+        image_ids = [r.payload["coco_image_id"] for r in results if r.payload.get("coco_image_id") is not None]
+        if ann_file is None or not image_ids:
+            return {}
+        gt = json.loads(Path(ann_file).read_text())
+        dets = [{"image_id": r.payload["coco_image_id"], "category_id": cid, "score": score,
+                 "segmentation": r.payload["masks"][key]}
+                for r in results if r.payload for cid, key, score in r.payload["detections"]]
+        return {f"mask_{k}": v for k, v in coco_mask_ap(gt, dets, image_ids).items()}
+
+    # ------------------------------------------------------------------ report
+    @classmethod
+    def report_section(cls, entries: list[ReportEntry]) -> str:
+        lines = [f"## {cls.title}", "", f"{PROTOCOL_NOTE}; paper reference: {paper()['text_to_mask']['note']}. "
+                 "Numbers are percentages; oracle = best candidate per phrase (the candidates' ceiling)."]
+        for kind, cols in (("expression", ["gIoU", "cIoU", "P@0.5", "P@0.7", "P@0.9", "oracle_gIoU"]),
+                           ("category", ["mIoU", "cIoU", "oracle_mIoU", "mask_AP", "mask_AP50", "mask_AP75"])):
+            picked = [e for e in entries if cols[0] in e.metrics]
+            if not picked:
+                continue
+            table = pd.DataFrame([{c: 100 * e.metrics[c] if c in e.metrics else None for c in cols}
+                                  for e in picked], index=[f"{e.run_label} / {e.dataset}" for e in picked])
+            table.index.name = "run / dataset"
+            lines += ["", "Referring expressions:" if kind == "expression" else "Category names as phrases:",
+                      "", markdown_table(table)]
+        lines += [""]
+        for e in entries:
+            o = e.record.get("task_options", {})
+            clip = o.get("clip") or {}
+            label = clip.get("architecture", o.get("scorer", "-"))
+            if clip.get("untrained"):
+                label += " (untrained)"
+            ap = (f"; AP over {o.get('ap_categories')} categories, top-{o.get('ap_top_k')} candidates"
+                  if "mask_AP" in e.metrics else "")
+            lines.append(f"- {e.run_label} / {e.dataset}: CLIP {label}; candidates {o.get('candidates')}; "
+                         f"crop x{o.get('crop_expand')} background {o.get('crop_background')}; "
+                         f"refine {o.get('refine')}{ap}")
+        return "\n".join(lines) + "\n"
+
+
+class DetectorScoreScorer:
+    """rank_by=detector: every phrase ranks the candidates by the detector's own score."""
+
+    def score(self, image: np.ndarray, candidates: Candidates, queries: Sequence[Query]) -> np.ndarray:
+        return np.tile(np.asarray(candidates.quality, np.float64), (len(queries), 1))
+
+
+def ignored_pixels(sample: ImageSample) -> Optional[np.ndarray]:
+    """The sample's void pixels plus crowd regions kept as objects (minus regular objects' pixels)."""
+    crowd = [o.mask for o in sample.objects if o.extra.get("iscrowd")]
+    if not crowd:
+        return sample.ignore
+    regular = [o.mask for o in sample.objects if not o.extra.get("iscrowd")]
+    ignore = np.logical_or.reduce(crowd) & ~np.logical_or.reduce(regular or [np.zeros_like(crowd[0])])
+    return ignore if sample.ignore is None else ignore | sample.ignore
+
+
+def empty_candidates(h: int, w: int, source: str) -> Candidates:
+    return Candidates(np.zeros((0, h, w), bool), np.zeros((0, 4)), np.zeros(0), None, None, source)
+
+
+def coco_image_id(sample: ImageSample) -> Any:
+    return sample.extra.get("coco_image_id")
+
+
+def load_detections(path: Path, min_score: float) -> dict[Any, list[tuple[list[float], float, int]]]:
+    """COCO results json -> {image_id: [(x0 y0 x1 y1, score, category_id)]}, best score first."""
+    if not path.is_file():
+        raise DataError(f"{path}: detections file not found")
+    try:
+        dets = json.loads(path.read_text())
+        out: dict[Any, list] = {}
+        for d in dets:
+            if float(d["score"]) < min_score:
+                continue
+            x, y, w, h = (float(v) for v in d["bbox"])
+            out.setdefault(d["image_id"], []).append(([x, y, x + w, y + h], float(d["score"]), int(d["category_id"])))
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"{path}: not a COCO results json (image_id, category_id, bbox, score): {exc}") from None
+    for v in out.values():
+        v.sort(key=lambda d: -d[1])
+    return out
+
+
+def oracle_ious(masks: np.ndarray, targets: Sequence[np.ndarray], keep: Optional[np.ndarray],
+                scores: np.ndarray) -> list[float]:
+    """Best IoU over the allowed (finite-score) candidates, per target; 0 without candidates."""
+    if len(masks) == 0 or not targets:
+        return [0.0] * len(targets)
+    flat_keep = None if keep is None else torch.from_numpy(keep.reshape(-1))
+    t = torch.from_numpy(np.stack(targets).reshape(len(targets), -1))
+    t = (t if flat_keep is None else t & flat_keep).float()
+    best = torch.zeros(len(targets), dtype=torch.float64)
+    allowed = torch.from_numpy(np.isfinite(scores))
+    for start in range(0, len(masks), 16):  # 16 masks at a time bounds the float copy
+        m = torch.from_numpy(masks[start:start + 16].reshape(min(16, len(masks) - start), -1))
+        m = (m if flat_keep is None else m & flat_keep).float()
+        inter = (t @ m.T).double()
+        union = t.sum(1, keepdim=True).double() + m.sum(1).double()[None] - inter
+        iou = torch.where(union > 0, inter / union.clamp(min=1), torch.ones_like(union))
+        iou = torch.where(allowed[:, start:start + 16], iou, torch.zeros_like(iou))
+        best = torch.maximum(best, iou.max(1).values)
+    return best.tolist()
