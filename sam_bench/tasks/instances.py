@@ -1,0 +1,287 @@
+"""Zero-shot instance segmentation from detector boxes on COCO and LVIS (paper §7.4, Table 5).
+
+Each box of a detections file (COCO results format) prompts the model; with multimask output the
+most confident mask is kept, then (option `refine`, on) one more decoder pass takes the box plus
+that mask's low-res logits and gives the final mask. All boxes of an image go through the decoder
+in one batched call. A mask's score is the detector's box score (the paper does not say; option
+`score`). Masks are scored with pycocotools (COCO json) or lvis-api (LVIS json: categories carry a
+`frequency`), image by image, see `sam_bench.metrics.coco`.
+
+Rows of Table 5: detector boxes; ground-truth boxes (`--boxes gt`, an upper bound); the `box`
+model (mask = filled box, a lower bound).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..core.types import Prompts
+from ..data.types import ImageSample
+from ..errors import ConfigError, DataError
+from ..metrics.coco import (PerImageResults, SegmEvaluator, encode_masks, image_ground_truth,
+                            load_detections)
+from ..models.base import PromptableSegmenter, require
+from ..reference import paper
+from ..registry import TASKS
+from ..report import markdown_table
+from .base import ImageResult, ReportEntry, RunContext, Task
+
+log = logging.getLogger(__name__)
+
+BOX_SOURCES = ("detections", "gt")
+SCORES = ("detector", "predicted_iou", "detector_x_predicted_iou")
+UPSAMPLE_CHUNK = 16  # masks upsampled to image size at a time (bounds memory on 300-box images)
+
+
+@dataclass
+class InstancesOptions:
+    detections: Optional[str] = None  # COCO results json: image_id, category_id, bbox xywh, score
+    detector: Optional[str] = None  # detectron2:<config>:<weights> (needs detectron2 installed)
+    boxes: str = "detections"  # detections (file or detector) | gt (ground-truth boxes, upper bound)
+    refine: bool = True  # 2nd decoder pass: box + low-res logits of the most confident mask
+    score: str = "detector"  # detector | predicted_iou | detector_x_predicted_iou
+    max_dets: Optional[int] = None  # None: the official 100 per image and category (COCO) / 300 per image (LVIS)
+
+
+def coco_image_id(sample: ImageSample) -> Any:
+    if "coco_image_id" not in sample.extra:
+        raise DataError(f"image {sample.image_id}: no 'coco_image_id' (this task needs the 'coco' reader)")
+    return sample.extra["coco_image_id"]
+
+
+def dataset_categories(ctx: RunContext, task: str) -> list[dict[str, Any]]:
+    categories = getattr(ctx.dataset, "categories", None)
+    if not categories:
+        raise ConfigError(f"task '{task}' needs a COCO/LVIS-format dataset (reader 'coco' with "
+                          f"categories); '{ctx.dataset.name}' has none")
+    crowd = ctx.dataset.metadata.get("crowd")
+    if crowd == "drop":
+        log.warning("%s: crowd annotations are dropped by the dataset config; COCO evaluation "
+                    "ignores detections on crowd regions only with `crowd: keep`", ctx.dataset.name)
+    return categories
+
+
+def check_crowd(sample: ImageSample, ctx: RunContext, task: str) -> None:
+    """COCO evaluation needs crowd regions as annotations, not merged into an ignore mask."""
+    if sample.ignore is not None and ctx.dataset.metadata.get("crowd", "ignore") == "ignore":
+        raise ConfigError(f"task '{task}' on '{ctx.dataset.name}': image {sample.image_id} has crowd "
+                          "regions merged into an ignore mask; set `crowd: keep` in the dataset's "
+                          "reader_args so they are scored as COCO does")
+
+
+class Detectron2Boxes:
+    """Boxes from a detectron2 model: `detectron2:<config (.yaml or LazyConfig .py)>:<weights>`.
+
+    detectron2 is optional: it is imported only here. Its contiguous class indices are mapped to
+    the dataset's category ids in sorted order, as detectron2's COCO and LVIS loaders number them.
+    """
+
+    def __init__(self, spec: str, device: torch.device, category_ids: list[int]) -> None:
+        config, sep, weights = spec[len("detectron2:"):].partition(":")
+        if not (config and sep and weights):
+            raise ConfigError(f"--detector {spec}: expected detectron2:<config>:<weights>")
+        try:
+            import detectron2.data.transforms as T
+            from detectron2.checkpoint import DetectionCheckpointer
+            from detectron2.config import LazyConfig, get_cfg, instantiate
+            from detectron2.modeling import build_model
+        except ImportError:
+            raise ConfigError(f"--detector {spec}: detectron2 is not installed (it is optional; see "
+                              "https://detectron2.readthedocs.io), or pass --detections FILE") from None
+        if not Path(config).is_file():
+            raise ConfigError(f"--detector: config file {config} not found")
+        if config.endswith(".py"):  # LazyConfig, e.g. ViTDet
+            cfg = LazyConfig.load(config)
+            self.model = instantiate(cfg.model)
+            self.augment = T.AugmentationList(instantiate(cfg.dataloader.test.mapper.augmentations))
+            self.input_format = getattr(self.model, "input_format", "BGR")
+        else:
+            cfg = get_cfg()
+            cfg.merge_from_file(config)
+            self.model = build_model(cfg)
+            self.augment = T.AugmentationList([T.ResizeShortestEdge(
+                [cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MIN_SIZE_TEST], cfg.INPUT.MAX_SIZE_TEST)])
+            self.input_format = cfg.INPUT.FORMAT
+        DetectionCheckpointer(self.model).load(weights)
+        self.model.to(device).eval()
+        self.T, self.device, self.category_ids = T, device, np.asarray(category_ids)
+
+    @torch.no_grad()
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        h, w = image.shape[:2]
+        inp = self.T.AugInput(image if self.input_format == "RGB" else np.ascontiguousarray(image[:, :, ::-1]))
+        self.augment(inp)
+        tensor = torch.as_tensor(inp.image.astype("float32").transpose(2, 0, 1)).to(self.device)
+        inst = self.model([{"image": tensor, "height": h, "width": w}])[0]["instances"].to("cpu")
+        classes = inst.pred_classes.numpy()
+        if len(classes) and classes.max() >= len(self.category_ids):
+            raise ConfigError(f"detector predicts class {classes.max()} but the dataset has "
+                              f"{len(self.category_ids)} categories")
+        xyxy = inst.pred_boxes.tensor.numpy().astype(np.float64)
+        xywh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
+        return xywh, self.category_ids[classes].astype(np.int64), inst.scores.numpy().astype(np.float64)
+
+
+@TASKS.register("instances", help="instance segmentation from detector boxes, COCO/LVIS mask AP (Table 5)")
+class InstancesTask(Task):
+    name = "instances"
+    title = "Zero-shot instance segmentation from boxes (COCO / LVIS mask AP, Table 5)"
+    Options = InstancesOptions
+    demo_models = ("tiny", "box")
+
+    @classmethod
+    def demo_options(cls, data_root: Path) -> dict[str, Any]:
+        return {"detections": str(data_root / "detections.json")}
+
+    def __init__(self, options: InstancesOptions) -> None:
+        super().__init__(options)
+        o = options
+        if o.boxes not in BOX_SOURCES:
+            raise ConfigError(f"task 'instances': boxes must be one of {BOX_SOURCES}, got '{o.boxes}'")
+        if o.score not in SCORES:
+            raise ConfigError(f"task 'instances': score must be one of {SCORES}, got '{o.score}'")
+        if o.boxes == "detections" and bool(o.detections) == bool(o.detector):
+            raise ConfigError("task 'instances' needs exactly one box source: --detections FILE (COCO "
+                              "results format), --detector detectron2:CONFIG:WEIGHTS, or --boxes gt")
+        if o.boxes == "gt" and (o.detections or o.detector):
+            raise ConfigError("task 'instances': --boxes gt takes the ground-truth boxes; drop "
+                              "--detections/--detector")
+        if o.detector and not o.detector.startswith("detectron2:"):
+            raise ConfigError(f"task 'instances': unknown detector '{o.detector}'; "
+                              "expected detectron2:<config>:<weights>")
+        if o.max_dets is not None and o.max_dets < 1:
+            raise ConfigError("task 'instances': max_dets must be >= 1")
+        if o.detections and not Path(o.detections).is_file():
+            raise DataError(f"{o.detections}: detections file not found")
+        self._detections_sha: Optional[str] = None
+
+    def describe(self) -> dict[str, Any]:
+        desc = asdict(self.options)
+        if self.options.detections:
+            if self._detections_sha is None:  # identity of the boxes: a changed file restarts a resumed run
+                digest = hashlib.sha256()
+                with open(self.options.detections, "rb") as f:
+                    for block in iter(lambda: f.read(1 << 22), b""):
+                        digest.update(block)
+                self._detections_sha = digest.hexdigest()
+            desc["detections"] = str(Path(self.options.detections).resolve())
+            desc["detections_sha256"] = self._detections_sha
+        desc["mask_choice"] = "highest predicted IoU of 3 (multimask), then " + (
+            "one refinement pass (box + its low-res logits)" if self.options.refine else "no refinement")
+        return desc
+
+    def setup(self, ctx: RunContext) -> None:
+        categories = dataset_categories(ctx, self.name)
+        self.is_lvis = any("frequency" in c for c in categories)
+        self.evaluator = SegmEvaluator(categories, lvis=self.is_lvis, max_dets=self.options.max_dets)
+        self.store = PerImageResults(ctx.out_dir / "predictions")
+        self.category_ids = sorted(c["id"] for c in categories)
+        self.detections = self.detector = None
+        if self.options.boxes == "detections" and self.options.detections:
+            self.detections = load_detections(self.options.detections, set(self.category_ids))
+            ids = {str(i) for i in self.detections.image_ids()}
+            if self.detections and not ids & set(ctx.dataset.image_ids()):
+                raise DataError(f"{self.options.detections}: none of its {len(ids)} image ids is an image "
+                                f"of dataset '{ctx.dataset.name}' (wrong file or dataset?)")
+        elif self.options.detector:
+            self.detector = Detectron2Boxes(self.options.detector, ctx.device, self.category_ids)
+
+    def _boxes(self, ctx: RunContext, sample: ImageSample, image: Optional[np.ndarray]):
+        """-> (xywh boxes (N, 4), category ids (N,), detector scores (N,))."""
+        if self.options.boxes == "gt":
+            objs = [o for o in sample.objects if not o.extra.get("iscrowd") and o.box is not None]
+            boxes = np.array([[o.box[0], o.box[1], o.box[2] - o.box[0], o.box[3] - o.box[1]] for o in objs],
+                             np.float64).reshape(-1, 4)
+            return boxes, np.array([o.category_id for o in objs], np.int64), np.ones(len(objs))
+        if self.detector is not None:
+            with ctx.timed("detect"):
+                return self.detector(image)
+        return self.detections.for_image(coco_image_id(sample))
+
+    def evaluate_image(self, ctx: RunContext, sample: ImageSample) -> ImageResult:
+        model = require(ctx.model, PromptableSegmenter, self.name)
+        check_crowd(sample, ctx, self.name)
+        image_id = coco_image_id(sample)
+        image = sample.load_image() if self.detector is not None else None
+        boxes, cats, det_scores = self._boxes(ctx, sample, image)
+        results, ious = [], np.zeros(0)
+        if len(boxes):
+            image = sample.load_image() if image is None else image
+            rles, ious = self.segment(ctx, model, image, boxes)
+            scores = {"detector": det_scores, "predicted_iou": ious,
+                      "detector_x_predicted_iou": det_scores * ious}[self.options.score]
+            results = [{"image_id": image_id, "category_id": int(c), "segmentation": rle, "score": float(s)}
+                       for c, rle, s in zip(cats, rles, scores)]
+        self.store.write(image_id, results)
+        gt_image, gt_anns = image_ground_truth(sample)
+        with ctx.timed("metric"):
+            record = self.evaluator.evaluate_image(gt_image, gt_anns, results)
+        row = {"boxes": len(boxes), "objects": sum(1 for a in gt_anns if not a["iscrowd"]),
+               "mean_predicted_iou": float(ious.mean()) if len(ious) else None}
+        return ImageResult(sample.image_id, [row], {"coco_image_id": image_id, "eval": record})
+
+    def segment(self, ctx: RunContext, model: PromptableSegmenter, image: np.ndarray,
+                boxes_xywh: np.ndarray) -> tuple[list[dict[str, Any]], np.ndarray]:
+        """Box prompts -> (RLE masks, predicted IoU of each final mask)."""
+        embedding = ctx.embed(image, self.name)
+        xyxy = boxes_xywh.copy()
+        xyxy[:, 2:] += xyxy[:, :2]
+        with ctx.timed("decode"):
+            first = model.decode(embedding, Prompts(boxes=xyxy), multimask=True)
+            final = first.select_masks(first.iou_predictions.argmax(dim=1).cpu().numpy())
+            if self.options.refine:
+                final = model.decode(embedding, Prompts(boxes=xyxy, mask_logits=final.low_res_logits),
+                                     multimask=False)
+        rles = []
+        with ctx.timed("postprocess"):
+            for start in range(0, len(xyxy), UPSAMPLE_CHUNK):
+                logits = model.upsample(embedding, final.low_res_logits[start:start + UPSAMPLE_CHUNK])
+                rles += encode_masks((logits[:, 0] > model.mask_threshold).cpu().numpy())
+        return rles, final.iou_predictions[:, 0].float().cpu().numpy().astype(np.float64)
+
+    def compute_metrics(self, ctx: RunContext, results: list[ImageResult]) -> dict[str, float]:
+        return self.evaluator.summarize([(r.payload["coco_image_id"], r.payload["eval"]) for r in results])
+
+    def finalize(self, ctx: RunContext, results: list[ImageResult], metrics: dict[str, float]) -> None:
+        count = self.store.merge([r.payload["coco_image_id"] for r in results], ctx.out_dir / "predictions.json")
+        if count is not None:
+            log.info("%s: %d masks written to predictions.json", ctx.out_dir, count)
+
+    @classmethod
+    def report_section(cls, entries: list[ReportEntry]) -> str:
+        ref = paper()["instances_box_prompted"]
+        cols = ref["columns"]  # AP APs APm APl
+        header = [f"COCO {c}" for c in cols] + [f"LVIS {c}" for c in cols]
+        rows: dict[str, dict[str, float]] = {}
+        for method in ref["coco"]:
+            label = f"{method} (paper)"
+            rows[label] = {f"COCO {c}": v for c, v in zip(cols, ref["coco"][method])}
+            rows[label].update({f"LVIS {c}": v for c, v in zip(cols, ref["lvis"].get(method, []))})
+        extra = {}
+        for e in entries:
+            opts = e.record.get("task_options", {})
+            lvis = "APr" in e.metrics or e.dataset.startswith("lvis")
+            source = "gt boxes" if opts.get("boxes") == "gt" else "detector boxes"
+            label = f"{e.run_label}, {source}"
+            if e.dataset not in ("coco", "lvis_v1"):
+                label += f" [{e.dataset}]"
+            group = "LVIS" if lvis else "COCO"
+            rows.setdefault(label, {}).update({f"{group} {c}": 100 * e.metrics[c] for c in cols if c in e.metrics})
+            extra[f"{label} · {e.dataset}"] = {k: 100 * v for k, v in e.metrics.items()}
+        table = pd.DataFrame.from_dict(rows, orient="index").reindex(columns=header)
+        table.index.name = "method"
+        lines = [f"## {cls.title}", "",
+                 "Mask AP (%) with boxes as prompts; the paper prompts SAM ViT-H with ViTDet-H boxes. "
+                 "COCO: pycocotools; LVIS v1: lvis-api (300 detections per image).", "",
+                 markdown_table(table), "", "All metrics (%):", ""]
+        full = pd.DataFrame.from_dict(extra, orient="index")
+        full.index.name = "run · dataset"
+        lines.append(markdown_table(full))
+        return "\n".join(lines) + "\n"
