@@ -9,6 +9,7 @@ import pytest
 import torch
 from pycocotools import mask as mask_utils
 
+from coco_builders import OracleSegmenter, build_real_dataset, global_cocoeval, global_lvis_eval
 from sam_bench.cli import main as cli_main
 from sam_bench.config import RunConfig
 from sam_bench.core.types import Decoded, ImageEmbedding, ModelInfo, Prompts
@@ -20,7 +21,6 @@ from sam_bench.models.box import BoxSegmenter
 from sam_bench.runner import run
 from sam_bench.tasks.base import RunContext
 from sam_bench.tasks.instances import InstancesOptions, InstancesTask
-from test_coco_metrics import OracleSegmenter, build_real_dataset, global_cocoeval, global_lvis_eval
 
 COCO_LAYOUT = {"annotations": "annotations/instances_val2017.json", "images": "val2017"}
 LVIS_LAYOUT = {"annotations": "annotations/lvis_v1_val.json", "images": "."}

@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from coco_builders import OracleSegmenter, build_real_dataset, global_cocoeval
 from sam_bench.cli import main as cli_main
 from sam_bench.config import RunConfig
 from sam_bench.data.registry import open_dataset
 from sam_bench.errors import ConfigError
 from sam_bench.runner import run
 from sam_bench.tasks.proposals import ProposalsOptions, ProposalsTask, resolve_settings
-from test_coco_metrics import OracleSegmenter, build_real_dataset, global_cocoeval
 
 LVIS_LAYOUT = {"annotations": "annotations/lvis_v1_val.json", "images": "."}
 GRID = 10  # points per side in the oracle runs (every area bin keeps objects)

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
+from refcoco_builders import write_refcoco
 from sam_bench.cli import main
 from sam_bench.config import RunConfig
 from sam_bench.core.types import Prompts
@@ -20,8 +21,8 @@ from sam_bench.errors import ConfigError
 from sam_bench.metrics.text import intersection_union
 from sam_bench.prompts.clicks import center_click
 from sam_bench.tasks.base import RunContext
-from sam_bench.tasks.text import Candidates, TextOptions, TextTask, load_detections
-from test_refcoco import write_refcoco
+from sam_bench.tasks.text import TextOptions, TextTask
+from sam_bench.text_candidates import Candidates, load_detection_boxes
 
 
 class OracleScorer:
@@ -140,7 +141,7 @@ def test_refinement_adds_a_centre_point_to_the_candidates_prompt(tiny_model, syn
 def test_detector_boxes_are_class_aware(tiny_model, synthetic_roots, tmp_path):
     root = synthetic_roots["demo"]
     dataset = open_dataset("demo", str(root), limit=1)
-    dets = load_detections(root / "detections.json", 0.0)[1]
+    dets = load_detection_boxes(root / "detections.json", 0.0)[1]
     for rank_by in ("clip", "detector"):
         options = TextOptions(candidates="detector", detections="detections.json", rank_by=rank_by)
         task = TextTask(options, scorer=ConstantScorer() if rank_by == "clip" else None)

@@ -1,11 +1,11 @@
 """COCO / LVIS mask evaluation, streamed per image, scored by pycocotools and lvis-api.
 
 Both protocols are evaluated one image at a time with the reference libraries' own per-image
-matching (`COCOeval.evaluateImg`, `LVISEval.evaluate_img`, run on a one-image index), and only a
-compact record of the matches is kept (scores and match/ignore bits). At the end the records are
-handed back to the libraries' `accumulate` / `summarize`, so AP equals what a single global
-COCOeval / LVISEval run on all predictions gives, while neither the predictions nor a second copy
-of the ground truth are ever held in memory.
+matching (`COCOeval.evaluateImg`, `LVISEval.evaluate_img` in `sam_bench.metrics.lvis`, run on a
+one-image index), and only a compact record of the matches is kept (scores and match/ignore bits).
+At the end the records are handed back to the libraries' `accumulate` / `summarize`, so AP equals
+what a single global COCOeval / LVISEval run on all predictions gives, while neither the
+predictions nor a second copy of the ground truth are ever held in memory.
 
 Traps handled here (each silently changes numbers in the libraries):
 - results that carry a `bbox` get the box area instead of the mask area in both `loadRes` and
@@ -14,7 +14,7 @@ Traps handled here (each silently changes numbers in the libraries):
   in neither the image's positive nor negative list, and pycocotools with `useCats=0` still drops
   detections whose category is not in `params.catIds`: class-agnostic proposals are therefore
   scored with pycocotools, one category shared by all proposals, and `maxDets=[1000]`;
-- lvis 0.5.3 uses `np.float`, removed in NumPy 1.24 (patched for the duration of accumulate).
+- lvis 0.5.3 uses `np.float`, removed in NumPy 1.24 (see `sam_bench.metrics.lvis`).
 """
 from __future__ import annotations
 
@@ -22,13 +22,6 @@ import base64
 import contextlib
 import copy
 import io
-import json
-import logging
-import math
-import warnings
-from array import array
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
@@ -36,10 +29,10 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from ..data.coco_results import encode_masks
 from ..data.types import ImageSample
 from ..errors import DataError
-
-log = logging.getLogger(__name__)
+from .lvis import lvis_image_entries, lvis_summarize
 
 AREA_NAMES = ("all", "small", "medium", "large")
 FREQUENCY_NAMES = {"f": "frequent", "c": "common", "r": "rare"}
@@ -49,14 +42,6 @@ _T = 10  # IoU thresholds .50:.05:.95 in both libraries
 
 
 # ----------------------------------------------------------------------------------- helpers
-def encode_masks(masks: np.ndarray) -> list[dict[str, Any]]:
-    """(N, H, W) bool masks -> compressed RLEs with str counts (json-ready COCO segmentation)."""
-    if len(masks) == 0:
-        return []
-    rles = mask_utils.encode(np.asfortranarray(np.transpose(masks, (1, 2, 0)).astype(np.uint8)))
-    return [{"size": [int(v) for v in r["size"]], "counts": r["counts"].decode("ascii")} for r in rles]
-
-
 def image_ground_truth(sample: ImageSample) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """A sample from the `coco` reader -> (COCO image record, COCO annotations of that image).
 
@@ -96,46 +81,9 @@ def _coco_index(dataset: dict[str, Any]) -> COCO:
     return coco
 
 
-@contextlib.contextmanager
-def _quiet_lvis() -> Iterator[None]:
-    """lvis-api logs (and warns about user-given results) on every call: once per image here."""
-    logger = logging.getLogger("lvis")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # its logger.warn() calls
-            yield
-    finally:
-        logger.setLevel(level)
-
-
-def _lvis_index(dataset: dict[str, Any], results: bool = False):
-    from lvis import LVIS, LVISResults
-
-    cls = LVISResults if results else LVIS
-    obj = cls.__new__(cls)
-    obj.logger = logging.getLogger("lvis")
-    obj.dataset = dataset  # LVIS(path) only reads files; same index, built from a dict
-    obj._create_index()
-    return obj
-
-
 def _segm_results(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Copies without `bbox`, so the libraries compute each detection's area from its mask."""
     return [{k: v for k, v in r.items() if k != "bbox"} for r in results]
-
-
-@contextlib.contextmanager
-def _numpy_float_alias() -> Iterator[None]:
-    added = not hasattr(np, "float")
-    if added:
-        np.float = float  # type: ignore[attr-defined]  # lvis 0.5.3 accumulate uses np.float
-    try:
-        yield
-    finally:
-        if added:
-            del np.float  # type: ignore[attr-defined]
 
 
 def _pack(values: np.ndarray) -> str:
@@ -187,7 +135,7 @@ class SegmEvaluator:
                             "file's categories")
         cats = [self.categories[c] for c in cat_ids]
         anns = [dict(a) for a in gt_anns]  # the libraries write into annotation dicts
-        entries = self._lvis_entries(image, anns, results, cats) if self.lvis else \
+        entries = lvis_image_entries(image, anns, results, cats, self.max_dets) if self.lvis else \
             self._coco_entries(image, anns, results, cats)
         A = len(AREA_NAMES)
         record_cats, npig, det_cat, score, match, ignore = [], [], [], [], [], []
@@ -226,31 +174,14 @@ class SegmEvaluator:
                                         "ignore": e["dtIgnore"], "gt_ignore": e["gtIgnore"]}
                 for e in ev.evalImgs]
 
-    def _lvis_entries(self, image, anns, results, cats) -> list[Optional[dict[str, Any]]]:
-        from lvis import LVISEval, LVISResults
-
-        with _quiet_lvis():
-            gt = _lvis_index({"images": [image], "annotations": anns, "categories": cats})
-            if results:
-                dt = LVISResults(gt, results, max_dets=self.max_dets)
-            else:  # LVISResults cannot be built from an empty list (it reads results[0])
-                dt = _lvis_index({"images": [image], "annotations": [], "categories": cats}, results=True)
-            ev = LVISEval(gt, dt, "segm")
-            ev.params.img_ids = [image["id"]]
-            ev.params.cat_ids = [c["id"] for c in cats]
-            ev.params.max_dets = self.max_dets
-            ev.evaluate()
-        return [None if e is None else {"scores": e["dt_scores"], "matches": e["dt_matches"],
-                                        "ignore": e["dt_ignore"], "gt_ignore": e["gt_ignore"]}
-                for e in ev.eval_imgs]
-
     def summarize(self, records: Sequence[tuple[Any, dict[str, Any]]]) -> dict[str, float]:
         """records: (image id, evaluate_image record) for every image of the run."""
         store = _RecordStore(records, lvis=self.lvis)
         if not store.cat_ids:
             return {}
         if self.lvis:
-            return self._lvis_summary(store)
+            return lvis_summarize(store, store.img_ids, [self.categories[c] for c in store.cat_ids],
+                                  self.max_dets)
         ev = COCOeval(iouType="segm")
         ev.params.imgIds = store.img_ids
         ev.params.catIds = store.cat_ids
@@ -262,27 +193,6 @@ class SegmEvaluator:
             ev.summarize()
         names = ("AP", "AP50", "AP75", "APs", "APm", "APl")
         return {n: float(v) for n, v in zip(names, ev.stats[:6]) if v > -1}
-
-    def _lvis_summary(self, store: "_RecordStore") -> dict[str, float]:
-        from lvis import LVISEval
-        from lvis.eval import Params
-
-        ev = LVISEval.__new__(LVISEval)  # no LVIS/LVISResults objects: matches are already done
-        ev.logger = logging.getLogger("lvis")
-        ev.params = Params(iou_type="segm")
-        ev.params.img_ids = store.img_ids
-        ev.params.cat_ids = store.cat_ids
-        ev.params.max_dets = self.max_dets
-        ev.eval_imgs = store
-        ev.eval, ev.results = {}, {}
-        ev.lvis_gt = _lvis_index({"images": [], "annotations": [],
-                                  "categories": [self.categories[c] for c in store.cat_ids]})
-        ev.freq_groups = ev._prepare_freq_group()
-        with _numpy_float_alias(), _quiet_lvis():
-            ev.accumulate()
-            ev.summarize()
-        names = ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf")
-        return {n: float(ev.results[n]) for n in names if ev.results[n] > -1}
 
 
 class _RecordStore:
@@ -399,154 +309,3 @@ class ProposalRecall:
                 continue  # no ground truth in this breakdown: COCOeval reports -1
             metrics[name] = float(np.mean(total[1:].astype(float) / total[0]))
         return metrics
-
-
-# ------------------------------------------------------------------ COCO results (detections)
-@dataclass
-class DetectionIndex:
-    """A COCO results file held as arrays, grouped by image: boxes xywh, categories, scores."""
-
-    path: Path
-    boxes: np.ndarray  # (N, 4) float64 xywh
-    category_ids: np.ndarray  # (N,) int64
-    scores: np.ndarray  # (N,) float64
-    _ranges: dict[int, tuple[int, int]]
-
-    def __len__(self) -> int:
-        return len(self.scores)
-
-    def image_ids(self) -> list[int]:
-        return list(self._ranges)
-
-    def for_image(self, image_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        start, end = self._ranges.get(int(image_id), (0, 0))
-        return self.boxes[start:end], self.category_ids[start:end], self.scores[start:end]
-
-
-def iter_json_array(path: Path, chunk_size: int = 1 << 20) -> Iterator[Any]:
-    """The elements of a top-level json array, parsed one at a time (results files reach GBs)."""
-    decoder = json.JSONDecoder()
-    buffer, pos, started, eof = "", 0, False, False
-    with open(path, "r", encoding="utf-8") as f:
-        while True:
-            while pos < len(buffer) and buffer[pos] in (" \t\r\n," if started else " \t\r\n"):
-                pos += 1
-            if not started and pos < len(buffer):
-                if buffer[pos] != "[":
-                    raise DataError(f"{path}: expected a json array of results (COCO results format)")
-                started, pos = True, pos + 1
-                continue
-            if started and pos < len(buffer) and buffer[pos] == "]":
-                return
-            try:
-                if pos >= len(buffer):
-                    raise ValueError("need more data")
-                value, end = decoder.raw_decode(buffer, pos)
-                if end == len(buffer) and not eof:
-                    raise ValueError("value may continue")  # a number cut at the chunk border
-            except ValueError:
-                if eof:
-                    raise DataError(f"{path}: invalid or truncated json near character "
-                                    f"{pos} of the last chunk") from None
-                chunk = f.read(chunk_size)
-                eof = not chunk
-                buffer, pos = buffer[pos:] + chunk, 0
-                continue
-            yield value
-            pos = end
-
-
-def load_detections(path: str | Path, category_ids: set[int]) -> DetectionIndex:
-    """Read a COCO results file (image_id, category_id, bbox xywh, score), validating each record."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: detections file not found")
-    img, cat = array("q"), array("q")
-    box, score = array("d"), array("d")
-    for i, rec in enumerate(iter_json_array(path)):
-        where = f"{path}: record {i}"
-        if not isinstance(rec, dict):
-            raise DataError(f"{where}: not an object")
-        missing = [k for k in ("image_id", "category_id", "bbox", "score") if k not in rec]
-        if missing:
-            raise DataError(f"{where}: missing {', '.join(missing)} (COCO results format needs "
-                            "image_id, category_id, bbox [x, y, w, h], score)")
-        b, s = rec["bbox"], rec["score"]
-        if not (isinstance(b, list) and len(b) == 4 and all(_finite(v) for v in b)) or b[2] < 0 or b[3] < 0:
-            raise DataError(f"{where}: bbox must be [x, y, w, h] with finite numbers and w, h >= 0; got {b!r}")
-        if not _finite(s):
-            raise DataError(f"{where}: score must be a finite number; got {s!r}")
-        if not _integral(rec["image_id"]) or not _integral(rec["category_id"]):
-            raise DataError(f"{where}: image_id and category_id must be integers")
-        if int(rec["category_id"]) not in category_ids:
-            raise DataError(f"{where}: category_id {rec['category_id']} is not a category of the "
-                            "annotation file")
-        img.append(int(rec["image_id"]))
-        cat.append(int(rec["category_id"]))
-        box.extend(float(v) for v in b)
-        score.append(float(s))
-    images = np.frombuffer(img, np.int64) if len(img) else np.zeros(0, np.int64)
-    order = np.argsort(images, kind="stable")  # stable: the file's order within an image is kept
-    images = images[order]
-    starts = np.flatnonzero(np.r_[True, images[1:] != images[:-1]]) if len(images) else np.zeros(0, int)
-    ends = np.r_[starts[1:], len(images)]
-    ranges = {int(images[s]): (int(s), int(e)) for s, e in zip(starts, ends)}
-    boxes = np.frombuffer(box, np.float64).reshape(-1, 4) if len(box) else np.zeros((0, 4))
-    cats = np.frombuffer(cat, np.int64) if len(cat) else np.zeros(0, np.int64)
-    scores = np.frombuffer(score, np.float64) if len(score) else np.zeros(0)
-    return DetectionIndex(path, boxes[order], cats[order], scores[order], ranges)
-
-
-def _finite(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _integral(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool) or isinstance(v, float) and v.is_integer()
-
-
-class PerImageResults:
-    """COCO results streamed to disk: one json per image (atomic), merged into one file at the end.
-
-    An interrupted run keeps the files of finished images, so resuming redoes only the rest; the
-    merge reads one image at a time, so memory stays flat however many masks the run produced.
-    """
-
-    def __init__(self, directory: Path) -> None:
-        self.dir = Path(directory)
-
-    def write(self, image_id: Any, records: list[dict[str, Any]]) -> None:
-        from ..io import write_text
-
-        write_text(self.dir / f"{image_id}.json", json.dumps(records))
-
-    def merge(self, image_ids: Sequence[Any], path: Path) -> Optional[int]:
-        """Concatenate the images' files (in this order) into `path`; None if already merged."""
-        from ..io import atomic_write
-
-        if not self.dir.is_dir():
-            if path.is_file():
-                return None  # merged by an earlier attempt that stopped before metrics.json
-            raise DataError(f"{self.dir}: per-image predictions missing; rerun with --fresh")
-        missing = [i for i in image_ids if not (self.dir / f"{i}.json").is_file()]
-        if missing:
-            raise DataError(f"{self.dir}: no predictions for {len(missing)} images (e.g. {missing[:3]}); "
-                            "rerun with --fresh")
-        count = 0
-
-        def write(f) -> None:
-            nonlocal count
-            f.write("[")
-            for image_id in image_ids:
-                for rec in json.loads((self.dir / f"{image_id}.json").read_text()):
-                    f.write(("," if count else "") + "\n" + json.dumps(rec))
-                    count += 1
-            f.write("\n]\n")
-
-        atomic_write(path, write)
-        for image_id in image_ids:
-            (self.dir / f"{image_id}.json").unlink()
-        for leftover in self.dir.iterdir():  # e.g. images dropped from a run resumed with --limit
-            leftover.unlink()
-        self.dir.rmdir()
-        return count

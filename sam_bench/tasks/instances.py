@@ -23,10 +23,10 @@ import pandas as pd
 import torch
 
 from ..core.types import Prompts
+from ..data.coco_results import PerImageResults, encode_masks, load_detections
 from ..data.types import ImageSample
 from ..errors import ConfigError, DataError
-from ..metrics.coco import (PerImageResults, SegmEvaluator, encode_masks, image_ground_truth,
-                            load_detections)
+from ..metrics.coco import SegmEvaluator, image_ground_truth
 from ..models.base import PromptableSegmenter, require
 from ..reference import paper
 from ..registry import TASKS

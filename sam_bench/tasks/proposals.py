@@ -18,9 +18,10 @@ from typing import Any, Optional
 
 import pandas as pd
 
+from ..data.coco_results import PerImageResults, json_rle
 from ..data.types import ImageSample
 from ..errors import ConfigError
-from ..metrics.coco import PROPOSAL_CATEGORY_ID, PerImageResults, ProposalRecall, image_ground_truth
+from ..metrics.coco import PROPOSAL_CATEGORY_ID, ProposalRecall, image_ground_truth
 from ..models.base import PromptableSegmenter, require
 from ..reference import paper
 from ..registry import TASKS
@@ -109,11 +110,8 @@ class ProposalsTask(Task):
                 # an empty mask has no logit > -1: its stability is 0/0 = NaN (it can match nothing)
                 stability = float(rec["stability_score"])
                 score = (float(rec["predicted_iou"]) + (stability if math.isfinite(stability) else 0.0)) / 2
-            seg = rec["segmentation"]
-            counts = seg["counts"].decode("ascii") if isinstance(seg["counts"], bytes) else seg["counts"]
             results.append({"image_id": image_id, "category_id": PROPOSAL_CATEGORY_ID,
-                            "segmentation": {"size": [int(v) for v in seg["size"]], "counts": counts},
-                            "score": score})
+                            "segmentation": json_rle(rec["segmentation"]), "score": score})
         self.store.write(image_id, results)
         gt_image, gt_anns = image_ground_truth(sample)
         with ctx.timed("metric"):

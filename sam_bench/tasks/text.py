@@ -1,9 +1,10 @@
 """Zero-shot text-to-mask with SAM + CLIP: sam-bench's protocol (the paper shows pictures only).
 
 Per image: SAM candidate masks (automatic mask generation, or a text-conditioned detector's boxes
-prompted into SAM, Grounded-SAM style), computed once; every candidate's square mask crop embedded
-once by CLIP (in batches); each phrase (embedded once per run) takes the candidate with the highest
-cosine similarity, optionally refined with one extra point at that mask's centre.
+prompted into SAM, Grounded-SAM style; see `sam_bench.text_candidates`), computed once; every
+candidate's square mask crop embedded once by CLIP (in batches); each phrase (embedded once per
+run) takes the candidate with the highest cosine similarity, optionally refined with one extra
+point at that mask's centre.
 Phrases: the categories present in the image (target = union of the category's instances; also
 class-aware mask AP with pycocotools, CLIP score as confidence, top-k candidates per (image,
 category)) or referring expressions (RefCOCO family; gIoU, cIoU, Prec@IoU).
@@ -14,24 +15,24 @@ import functools
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional, Protocol, Sequence
+from typing import Any, Optional, Protocol, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
-from pycocotools import mask as mask_utils
 
 from ..clip import (CATEGORY_TEMPLATES, EXPRESSION_TEMPLATES, ClipScorer, check_templates, clip_identity,
                     load_clip, write_tiny_clip)
-from ..core.types import ImageEmbedding, Prompts
+from ..data.coco_results import encode_masks
 from ..data.types import ImageSample
 from ..errors import ConfigError, DataError
 from ..metrics.text import ciou, coco_mask_ap, giou, per_item_iou, precision_at
 from ..models.base import PromptableSegmenter, require
-from ..prompts.clicks import center_click
 from ..reference import paper
 from ..registry import TASKS
 from ..report import markdown_table
+from ..text_candidates import (AmgCandidates, Candidates, CandidateSource, DetectorCandidates, coco_image_id,
+                               load_detection_boxes, refine_at_centres)
 from .base import ImageResult, ReportEntry, RunContext, Task
 
 PROTOCOL_NOTE = ("sam-bench's text-to-mask protocol (SAM candidates + CLIP crop scoring), not the paper's: "
@@ -50,28 +51,9 @@ class Query:
     ids: dict[str, Any] = field(default_factory=dict)  # ref_id / sent_id / ann_id of an expression
 
 
-@dataclass
-class Candidates:
-    """Candidate masks of one image, shared by all of its phrases."""
-
-    masks: np.ndarray  # (C, H, W) bool
-    boxes: np.ndarray  # (C, 4) x0 y0 x1 y1
-    quality: np.ndarray  # (C,) SAM predicted IoU (AMG) or detector score
-    prompts: Optional[Prompts] = None  # what produced each candidate (refinement adds a point to it)
-    category_ids: Optional[np.ndarray] = None  # (C,) detector class per candidate
-    source: str = "amg"
-
-    def __len__(self) -> int:
-        return len(self.masks)
-
-
 class Scorer(Protocol):
     def score(self, image: np.ndarray, candidates: Candidates, queries: Sequence[Query]) -> np.ndarray:
         """(Q, C) scores, higher is better."""
-
-
-# (ctx, sample, image, embed) -> Candidates; embed() gives the image's SAM embedding, computed on first use.
-CandidateSource = Callable[[RunContext, ImageSample, np.ndarray, Callable[[], ImageEmbedding]], Candidates]
 
 
 @dataclass
@@ -110,11 +92,6 @@ def phrase_of(category_name: str) -> str:
     return category_name.replace("_", " ").strip()  # LVIS names: "baseball_bat"
 
 
-def to_rle(mask: np.ndarray) -> dict[str, Any]:
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": list(rle["size"]), "counts": rle["counts"].decode("ascii")}
-
-
 @TASKS.register("text", help="zero-shot text-to-mask: SAM candidates scored by CLIP (sam-bench protocol)")
 class TextTask(Task):
     name = "text"
@@ -146,8 +123,8 @@ class TextTask(Task):
                           "expression": check_templates(options.expression_templates, "expression_templates")}
         self.scorer = scorer
         self._injected_scorer = scorer is not None
-        self.candidate_source = candidate_source or (
-            self._amg_candidates if options.candidates == "amg" else self._detector_candidates)
+        self.candidate_source = candidate_source  # None: built by setup from the options
+        self._injected_source = candidate_source is not None
         self._clip_identity: Optional[dict[str, Any]] = None
         self.kind = "category"
 
@@ -177,7 +154,7 @@ class TextTask(Task):
 
     # ------------------------------------------------------------------ setup
     def setup(self, ctx: RunContext) -> None:
-        require(ctx.model, PromptableSegmenter, self.name)
+        model = require(ctx.model, PromptableSegmenter, self.name)
         has_expressions = callable(getattr(ctx.dataset, "expressions", None))
         self.kind = {"auto": "expression" if has_expressions else "category",
                      "categories": "category", "expressions": "expression"}[self.options.phrases]
@@ -197,18 +174,20 @@ class TextTask(Task):
                                          self.options.crop_background == "zero", self.options.clip_batch_size)
         if isinstance(self.scorer, ClipScorer) and self.kind == "category" and self.categories:
             self.scorer.prepare(sorted(set(self.categories.values())), self.templates["category"])
-        if self.options.candidates == "amg" and self.candidate_source == self._amg_candidates:
+        if self.options.candidates == "detector":
+            detections = load_detection_boxes(self._resolve(ctx, self.options.detections),
+                                              self.options.detector_min_score)
+            if not self._injected_source:
+                self.candidate_source = DetectorCandidates(model, detections)
+        elif not self._injected_source:
             from ..amg import AmgSettings, AutomaticMaskGenerator
 
             o = self.options
-            self._amg = AutomaticMaskGenerator(ctx.model, AmgSettings(
+            self.candidate_source = AmgCandidates(AutomaticMaskGenerator(model, AmgSettings(
                 points_per_side=o.amg_points_per_side, pred_iou_thresh=o.amg_pred_iou_thresh,
                 stability_score_thresh=o.amg_stability_score_thresh, box_nms_thresh=o.amg_box_nms_thresh,
                 crop_n_layers=o.amg_crop_n_layers, min_mask_region_area=o.amg_min_mask_region_area,
-                output_mode="binary_mask", max_masks=o.amg_max_masks))
-        if self.options.candidates == "detector":
-            self._detections = load_detections(self._resolve(ctx, self.options.detections),
-                                               self.options.detector_min_score)
+                output_mode="binary_mask", max_masks=o.amg_max_masks)))
 
     @staticmethod
     def _resolve(ctx: RunContext, path: str) -> Path:
@@ -216,34 +195,6 @@ class TextTask(Task):
         if not p.is_absolute() and ctx.config.data_root and not p.exists():
             p = Path(ctx.config.data_root) / p
         return p
-
-    # ------------------------------------------------------------------ candidates
-    def _amg_candidates(self, ctx: RunContext, sample: ImageSample, image: np.ndarray,
-                        embed: Callable[[], ImageEmbedding]) -> Candidates:
-        records = self._amg.generate(image, embedding=embed()).records
-        h, w = image.shape[:2]
-        if not records:
-            return empty_candidates(h, w, "amg")
-        boxes = np.array([r["bbox"] for r in records], np.float64).reshape(-1, 4)
-        boxes[:, 2:] += boxes[:, :2]  # xywh -> xyxy
-        points = np.array([r["point_coords"] for r in records], np.float64).reshape(len(records), -1, 2)
-        return Candidates(masks=np.stack([np.asarray(r["segmentation"], bool) for r in records]), boxes=boxes,
-                          quality=np.array([r["predicted_iou"] for r in records], np.float64),
-                          prompts=Prompts(points=points, labels=np.ones(points.shape[:2], np.int64)), source="amg")
-
-    def _detector_candidates(self, ctx: RunContext, sample: ImageSample, image: np.ndarray,
-                             embed: Callable[[], ImageEmbedding]) -> Candidates:
-        h, w = image.shape[:2]
-        dets = self._detections.get(coco_image_id(sample), [])
-        if not dets:
-            return empty_candidates(h, w, "detector")
-        model = require(ctx.model, PromptableSegmenter, self.name)
-        boxes = np.array([d[0] for d in dets], np.float64)
-        prompts, embedding = Prompts(boxes=boxes), embed()
-        decoded = model.decode(embedding, prompts, multimask=False)  # box prompt: one mask, as Grounded-SAM
-        masks = (model.upsample(embedding, decoded.low_res_logits)[:, 0] > model.mask_threshold).cpu().numpy()
-        return Candidates(masks=masks, boxes=boxes, quality=np.array([d[1] for d in dets]), prompts=prompts,
-                          category_ids=np.array([d[2] for d in dets], np.int64), source="detector")
 
     # ------------------------------------------------------------------ queries
     def queries(self, sample: ImageSample) -> list[Query]:
@@ -298,38 +249,13 @@ class TextTask(Task):
         final = chosen.copy()
         if self.options.refine:
             with ctx.timed("refine"):
-                final = self._refine(ctx, embed(), cands, choice, final)
+                model = require(ctx.model, PromptableSegmenter, self.name)
+                final = refine_at_centres(model, embed(), cands, choice, final)
         rows = self._rows(sample, queries, cands, scores, choice, chosen, final)
         payload: dict[str, Any] = {}
         if self.kind == "category" and self.options.ap_categories != "none":
             payload = self._ap_payload(sample, cands, all_queries, scores, choice, final)
         return ImageResult(sample.image_id, rows, payload)
-
-    def _refine(self, ctx: RunContext, embedding: ImageEmbedding, cands: Candidates, choice: list[int],
-                final: np.ndarray) -> np.ndarray:
-        model = require(ctx.model, PromptableSegmenter, self.name)
-        todo, centers = [], []
-        for q, c in enumerate(choice):
-            click = center_click(cands.masks[c]) if c >= 0 else None
-            if click is not None:
-                todo.append(q)
-                centers.append([[click.x, click.y]])
-        if not todo:
-            return final
-        picked = [choice[q] for q in todo]
-        centers = np.array(centers, np.float64)
-        base = cands.prompts.select(picked) if cands.prompts is not None else None
-        if base is not None and base.points is not None:
-            points = np.concatenate([base.points, centers], 1)
-            labels = np.concatenate([base.labels, np.ones((len(todo), 1), np.int64)], 1)
-        else:
-            points, labels = centers, np.ones((len(todo), 1), np.int64)
-        prompts = Prompts(points=points, labels=labels, boxes=None if base is None else base.boxes)
-        decoded = model.decode(embedding, prompts, multimask=False)  # > 1 prompt: SAM's single output
-        masks = (model.upsample(embedding, decoded.low_res_logits)[:, 0] > model.mask_threshold).cpu().numpy()
-        final = final.copy()
-        final[todo] = masks
-        return final
 
     def _rows(self, sample: ImageSample, queries: Sequence[Query], cands: Candidates, scores: np.ndarray,
               choice: list[int], chosen: np.ndarray, final: np.ndarray) -> list[dict[str, Any]]:
@@ -363,7 +289,7 @@ class TextTask(Task):
             for rank, c in enumerate(order):
                 key = f"q{q}" if rank == 0 else f"c{c}"  # the answer itself (refined or not) first
                 if key not in masks:
-                    masks[key] = to_rle(final[q] if rank == 0 else cands.masks[c])
+                    masks[key] = encode_masks((final[q] if rank == 0 else cands.masks[c])[None])[0]
                 dets.append([query.category_id, key, float(scores[q, c])])
         return {"coco_image_id": coco_image_id(sample), "masks": masks, "detections": dets}
 
@@ -444,33 +370,6 @@ def ignored_pixels(sample: ImageSample) -> Optional[np.ndarray]:
     regular = [o.mask for o in sample.objects if not o.extra.get("iscrowd")]
     ignore = np.logical_or.reduce(crowd) & ~np.logical_or.reduce(regular or [np.zeros_like(crowd[0])])
     return ignore if sample.ignore is None else ignore | sample.ignore
-
-
-def empty_candidates(h: int, w: int, source: str) -> Candidates:
-    return Candidates(np.zeros((0, h, w), bool), np.zeros((0, 4)), np.zeros(0), None, None, source)
-
-
-def coco_image_id(sample: ImageSample) -> Any:
-    return sample.extra.get("coco_image_id")
-
-
-def load_detections(path: Path, min_score: float) -> dict[Any, list[tuple[list[float], float, int]]]:
-    """COCO results json -> {image_id: [(x0 y0 x1 y1, score, category_id)]}, best score first."""
-    if not path.is_file():
-        raise DataError(f"{path}: detections file not found")
-    try:
-        dets = json.loads(path.read_text())
-        out: dict[Any, list] = {}
-        for d in dets:
-            if float(d["score"]) < min_score:
-                continue
-            x, y, w, h = (float(v) for v in d["bbox"])
-            out.setdefault(d["image_id"], []).append(([x, y, x + w, y + h], float(d["score"]), int(d["category_id"])))
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise DataError(f"{path}: not a COCO results json (image_id, category_id, bbox, score): {exc}") from None
-    for v in out.values():
-        v.sort(key=lambda d: -d[1])
-    return out
 
 
 def oracle_ious(masks: np.ndarray, targets: Sequence[np.ndarray], keep: Optional[np.ndarray],
