@@ -60,4 +60,4 @@ def test_corrupt_entry_is_recomputed_and_no_temp_files_left(tmp_path, tiny_model
     ctx2 = _context(tiny_model, EmbeddingCache(tmp_path))
     again = ctx2.embed(image)
     assert ctx2.cache.misses == 1 and torch.equal(first.features, again.features)
-    assert not list(tmp_path.rglob(".tmp-*"))
+    assert not list(tmp_path.rglob("*.tmp"))  # no temporary file left behind

@@ -9,14 +9,19 @@ import numpy as np
 from ..errors import DataError
 
 
-def read_rgb(path: str | Path) -> np.ndarray:
-    """(H, W, 3) uint8 RGB; grey and RGBA images are converted."""
+def _imread(path: str | Path, what: str) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"{path}: image file not found")
-    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if image is None or image.size == 0:
-        raise DataError(f"{path}: cannot decode image (corrupt or unsupported format)")
+        raise DataError(f"{path}: {what} file not found")
+    data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if data is None or data.size == 0:
+        raise DataError(f"{path}: cannot decode {what} (corrupt or unsupported format)")
+    return data
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """(H, W, 3) uint8 RGB; grey and RGBA images are converted."""
+    image = _imread(path, "image")
     if image.dtype != np.uint8:
         image = cv2.convertScaleAbs(image, alpha=255.0 / max(1, int(image.max())))
     if image.ndim == 2:
@@ -28,12 +33,7 @@ def read_rgb(path: str | Path) -> np.ndarray:
 
 def read_label_map(path: str | Path) -> np.ndarray:
     """Single-channel label or mask image at its native bit depth (8 or 16 bit)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{path}: annotation file not found")
-    labels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if labels is None or labels.size == 0:
-        raise DataError(f"{path}: cannot decode annotation image (corrupt or unsupported format)")
+    labels = _imread(path, "annotation image")
     if labels.ndim == 3:
         labels = labels[..., 0]  # palette/grey masks saved as 3 equal channels
     return labels
