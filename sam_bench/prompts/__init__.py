@@ -1,0 +1,1 @@
+"""Prompt generation for the interactive protocols (simulated clicks)."""

@@ -1,0 +1,240 @@
+"""Task `point`: masks from 1 to N simulated clicks (PROTOCOLS.md §1; paper §7.1, Fig. 9).
+
+Per image: one encoder pass (ctx.embed) for all objects and clicks. Click 1 decodes every object
+in one multimask call: the mask with the highest predicted IoU continues ("SAM" choice), the best
+of the candidates against ground truth is the oracle. Each later round adds one RITM click
+(sam_bench/prompts/clicks.py) to every object still in play and decodes them all in one
+single-output call, with the previous chosen mask's low-res logits as mask prompt by default.
+
+IoUs are exactly those of SamPredictor.predict + full-resolution masks: the chosen mask is needed
+at full resolution anyway (the click rule reads the whole false-positive map), so each round
+upsamples all its candidates in one batched torch call (chunked to bound memory) and counts
+intersections and unions on torch, void pixels excluded; the click rule's distance transforms run
+on the error regions' bounding boxes only (exact, see clicks.py). benchmarks/point.py checks this
+against the naive loop.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, ContextManager, Optional
+
+import numpy as np
+import torch
+
+from ..core.types import ImageEmbedding, Prompts
+from ..data.types import ImageSample
+from ..errors import ConfigError, DataError
+from ..metrics.point import REPORT_CLICKS, iou_matrix, miou_curve, point_metrics
+from ..models.base import PromptableSegmenter, require
+from ..prompts.clicks import Click, center_click, next_click, random_click
+from ..registry import TASKS
+from .base import ImageResult, ReportEntry, RunContext, Task
+
+FIRST_CLICKS = ("center", "random")
+# Full-resolution mask elements upsampled at once (128 MiB of float32 logits).
+UPSAMPLE_ELEMENTS = 1 << 25
+
+
+@dataclass
+class PointOptions:
+    first_click: str = "center"  # center: farthest from the boundary; random: uniform in the mask
+    max_clicks: int = 20  # NoC is capped here; mIoU@N is reported for N <= max_clicks
+    feedback: bool = True  # feed the previous chosen mask's low-res logits back as a mask prompt
+
+    def __post_init__(self) -> None:
+        if self.first_click not in FIRST_CLICKS:
+            raise ConfigError(f"option first_click of task 'point': {self.first_click!r}; choose {FIRST_CLICKS}")
+        if not 1 <= int(self.max_clicks) <= 100:
+            raise ConfigError(f"option max_clicks of task 'point': {self.max_clicks}; need 1..100")
+
+
+@dataclass
+class ObjectTrace:
+    """One object's interactive session."""
+
+    clicks: list[Click] = field(default_factory=list)
+    ious: list[float] = field(default_factory=list)  # IoU after each click
+    pred_ious: list[float] = field(default_factory=list)  # the model's predicted IoU of that mask
+    iou_oracle: float = 0.0  # best click-1 candidate against ground truth
+
+
+def _no_timer(_: str) -> ContextManager[None]:
+    import contextlib
+
+    return contextlib.nullcontext()
+
+
+class GroundTruth:
+    """The objects of one image as torch masks on the decoder's device, void pixels removed."""
+
+    def __init__(self, gts: list[np.ndarray], ignore: Optional[np.ndarray], device: torch.device) -> None:
+        self.valid = None if ignore is None else torch.from_numpy(~np.asarray(ignore, dtype=bool)).to(device)
+        masks = torch.from_numpy(np.stack(gts)).to(device)
+        self.masks = masks if self.valid is None else masks & self.valid
+        self.areas = self.masks.flatten(1).sum(1)
+
+
+def masks_and_ious(model: PromptableSegmenter, embedding: ImageEmbedding, low_res: torch.Tensor,
+                   gt: GroundTruth, objects: list[int], keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """IoU (A, M) of every candidate of objects[a] against its ground truth, void pixels excluded,
+    and the full-res candidate keep[a] of each as (A, H, W) bool numpy. Upsampled in chunks."""
+    n, m = low_res.shape[:2]
+    h, w = embedding.original_size
+    step = max(1, UPSAMPLE_ELEMENTS // (m * h * w))
+    ious, kept = [], []
+    for start in range(0, n, step):
+        sl = slice(start, start + step)
+        pred = model.upsample(embedding, low_res[sl]) > model.mask_threshold
+        if gt.valid is not None:
+            pred &= gt.valid
+        index = torch.as_tensor(objects[sl], device=pred.device)
+        # core.masks.batched_mask_iou's counts, with each object's area counted once per image.
+        inter = (pred & gt.masks[index][:, None]).flatten(2).sum(2)
+        union = pred.flatten(2).sum(2) + gt.areas[index][:, None] - inter
+        ious.append(torch.where(union > 0, inter.double() / union.clamp(min=1), 1.0).cpu())
+        rows = torch.arange(pred.shape[0], device=pred.device)
+        kept.append(pred[rows, torch.as_tensor(keep[sl], device=pred.device)].cpu().numpy())
+    return torch.cat(ious).numpy(), np.concatenate(kept)
+
+
+def interactive_session(model: PromptableSegmenter, embedding: ImageEmbedding, gts: list[np.ndarray],
+                        ignore: Optional[np.ndarray], first_click: str = "center", max_clicks: int = 20,
+                        feedback: bool = True, rng: Optional[np.random.Generator] = None,
+                        timed: Callable[[str], ContextManager[None]] = _no_timer) -> list[ObjectTrace]:
+    """Run the click protocol on all objects of one image; every object must have a non-void pixel."""
+    truth: Optional[GroundTruth] = None  # built on the decoder's device at the first round
+    traces = [ObjectTrace() for _ in gts]
+    with timed("clicks"):
+        for trace, gt in zip(traces, gts):
+            click = center_click(gt, ignore) if first_click == "center" else random_click(gt, ignore, rng)
+            if click is None:
+                raise ValueError("object without a clickable pixel")
+            trace.clicks.append(click)
+    active = list(range(len(gts)))
+    pred_masks: list[Optional[np.ndarray]] = [None] * len(gts)
+    prev_logits: Optional[torch.Tensor] = None  # (K, 1, h, w): each object's last chosen logits
+    for round_ in range(1, max_clicks + 1):
+        if round_ > 1:
+            with timed("clicks"):
+                still = []
+                for k in active:
+                    clicked = [(c.x, c.y) for c in traces[k].clicks]
+                    click = next_click(gts[k], pred_masks[k], ignore, clicked)
+                    if click is not None:  # None: no error pixel left; the mask stays as it is
+                        traces[k].clicks.append(click)
+                        still.append(k)
+                active = still
+            if not active:
+                break
+        points = np.array([[(c.x, c.y) for c in traces[k].clicks] for k in active], dtype=np.float64)
+        labels = np.array([[int(c.positive) for c in traces[k].clicks] for k in active], dtype=np.int64)
+        mask_in = prev_logits[active] if feedback and round_ > 1 else None
+        with timed("decode"):
+            decoded = model.decode(embedding, Prompts(points, labels, mask_logits=mask_in), multimask=round_ == 1)
+        low_res = decoded.low_res_logits
+        pred_iou = decoded.iou_predictions.float().cpu().numpy()
+        choice = pred_iou.argmax(axis=1)  # first maximum, as numpy on SamPredictor's scores
+        with timed("masks"):
+            if truth is None:
+                truth = GroundTruth(gts, ignore, low_res.device)
+            ious, kept = masks_and_ious(model, embedding, low_res, truth, active, choice)
+        chosen = low_res[torch.arange(len(active), device=low_res.device),
+                         torch.as_tensor(choice, device=low_res.device)][:, None]
+        if prev_logits is None:
+            prev_logits = chosen.detach().clone()
+        else:
+            prev_logits[active] = chosen.to(prev_logits.device)
+        for i, k in enumerate(active):
+            trace = traces[k]
+            trace.ious.append(float(ious[i, choice[i]]))
+            trace.pred_ious.append(float(pred_iou[i, choice[i]]))
+            pred_masks[k] = kept[i]
+            if round_ == 1:
+                trace.iou_oracle = float(ious[i].max())
+    return traces
+
+
+@TASKS.register("point", help="masks from 1..N simulated clicks: mIoU@N, oracle, NoC/NoF (paper §7.1)")
+class PointTask(Task):
+    name = "point"
+    title = "Point-prompted valid masks (paper §7.1, Fig. 9)"
+    Options = PointOptions
+    demo_dataset = "demo"
+    demo_models = ("tiny", "felzenszwalb")
+
+    @classmethod
+    def demo_options(cls, data_root) -> dict[str, Any]:
+        return {"max_clicks": 5}  # keeps the demo short; mIoU@1..5 and NoC capped at 5
+
+    def evaluate_image(self, ctx: RunContext, sample: ImageSample) -> ImageResult:
+        model = require(ctx.model, PromptableSegmenter, self.name)
+        shape = (sample.height, sample.width)
+        ignore = sample.ignore
+        if ignore is not None and ignore.shape != shape:
+            raise DataError(f"image {sample.image_id} ({sample.path}): ignore map {ignore.shape} != image {shape}")
+        targets, skipped = [], []
+        for obj in sample.objects:
+            if obj.mask.shape != shape:
+                raise DataError(f"image {sample.image_id} ({sample.path}): mask of object {obj.object_id} "
+                                f"is {obj.mask.shape}, image is {shape}")
+            clickable = obj.mask if ignore is None else obj.mask & ~ignore
+            (targets if clickable.any() else skipped).append(obj)
+        payload: dict[str, Any] = {"objects": [], "skipped": [o.object_id for o in skipped]}
+        if not targets:
+            return ImageResult(sample.image_id, [], payload)
+        image = sample.load_image()
+        if image.shape[:2] != shape:
+            raise DataError(f"image {sample.image_id} ({sample.path}): pixels {image.shape[:2]} != declared {shape}")
+        embedding = ctx.embed(image, self.name)
+        opts = self.options
+        rng = ctx.rng(sample.image_id, "point-first-click") if opts.first_click == "random" else None
+        traces = interactive_session(model, embedding, [o.mask for o in targets], ignore, opts.first_click,
+                                     opts.max_clicks, opts.feedback, rng, ctx.timed)
+        rows = []
+        for obj, trace in zip(targets, traces):
+            payload["objects"].append({"object_id": obj.object_id, "ious": trace.ious,
+                                       "iou_oracle": trace.iou_oracle})
+            for n, (click, iou, pred) in enumerate(zip(trace.clicks, trace.ious, trace.pred_ious), start=1):
+                rows.append({"object_id": obj.object_id, "click": n, "x": click.x, "y": click.y,
+                             "positive": int(click.positive), "iou": iou, "pred_iou": pred,
+                             "iou_oracle": trace.iou_oracle if n == 1 else None})
+        return ImageResult(sample.image_id, rows, payload)
+
+    def _ious(self, results: list[ImageResult]) -> tuple[np.ndarray, np.ndarray]:
+        objects = [o for r in results for o in r.payload["objects"]]
+        if not objects:
+            raise DataError("task 'point': no object with a non-void pixel in this dataset")
+        return (iou_matrix([o["ious"] for o in objects], self.options.max_clicks),
+                np.array([o["iou_oracle"] for o in objects]))
+
+    def compute_metrics(self, ctx: RunContext, results: list[ImageResult]) -> dict[str, float]:
+        ious, oracle = self._ious(results)
+        metrics = point_metrics(ious, oracle)
+        metrics["skipped_objects"] = sum(len(r.payload["skipped"]) for r in results)
+        return metrics
+
+    def finalize(self, ctx: RunContext, results: list[ImageResult], metrics: dict[str, float]) -> None:
+        from matplotlib.figure import Figure  # no pyplot: no global backend state
+
+        ious, oracle = self._ious(results)
+        curve = 100 * miou_curve(ious)
+        clicks = np.arange(1, len(curve) + 1)
+        fig = Figure(figsize=(4.5, 3.4))
+        ax = fig.add_subplot()
+        ax.plot(clicks, curve, marker="o", label=f"{ctx.model.info.label}")
+        ax.plot([1], [100 * oracle.mean()], marker="*", linestyle="none", markersize=10, label="oracle @1")
+        ax.set_xlabel("number of points")
+        ax.set_ylabel("mIoU (%)")
+        ax.set_title(f"{ctx.dataset.name}: {len(ious)} objects")
+        ax.set_xticks([n for n in REPORT_CLICKS if n <= len(curve)] + ([len(curve)] if len(curve) > 9 else []))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        ctx.out_dir.mkdir(parents=True, exist_ok=True)
+        fig.savefig(ctx.out_dir / "miou_curve.png", dpi=110)
+
+    @classmethod
+    def report_section(cls, entries: list[ReportEntry]) -> str:
+        from .point_report import point_report
+
+        return point_report(cls.title, entries)

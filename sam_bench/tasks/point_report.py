@@ -1,0 +1,101 @@
+"""report.md section of the `point` task: Fig. 9a-style mIoU@1 table, Fig. 9c curve, NoC table."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from ..metrics.point import REPORT_CLICKS
+from ..reference import paper
+from ..report import markdown_table
+from .base import ReportEntry
+
+# Our dataset names -> the paper's Fig. 9a labels.
+PAPER_NAMES = {
+    "ppdls": "PPDLS", "bbbc038": "BBBC038v1", "doors": "DOORS", "timberseg": "TimberSeg",
+    "ndd20": "NDD20", "lvis_v05": "LVIS", "streets": "STREETS", "zerowaste_f": "ZeroWaste-f",
+    "ishape": "iShape", "ade20k": "ADE20K", "ovis": "OVIS", "hypersim": "Hypersim",
+    "ndispark": "NDISPark", "visor": "VISOR", "plittersdorf": "Plittersdorf", "egohos": "EgoHOS",
+    "ibd": "IBD", "woodscape": "WoodScape", "cityscapes": "Cityscapes", "pidray": "PIDRay",
+    "dram": "DRAM", "trashcan": "TrashCan", "gtea": "GTEA",
+}
+
+
+def _pct(value: object) -> float | None:
+    return None if value is None else 100.0 * float(value)
+
+
+def _settings(entry: ReportEntry) -> str:
+    opts = entry.record.get("task_options", {})
+    feedback = "fed back" if opts.get("feedback", True) else "not fed back"
+    return (f"{opts.get('first_click', 'center')} first click; RITM clicks after; up to "
+            f"{opts.get('max_clicks', 20)} clicks; click 1 keeps the highest predicted IoU of 3 masks "
+            f"(oracle: best of 3 vs ground truth); clicks 2+ single output, previous low-res logits {feedback}")
+
+
+def point_report(title: str, entries: list[ReportEntry]) -> str:
+    runs = list(dict.fromkeys(e.run_label for e in entries))
+    datasets = list(dict.fromkeys(e.dataset for e in entries))
+    by = {(e.run_label, e.dataset): e for e in entries}
+    ref = runs[0]
+    deltas = paper()["point_single_center_delta_vs_ritm"]
+
+    table = pd.DataFrame(index=pd.Index(datasets, name="dataset"))
+    for run in runs:
+        table[f"{run} mIoU@1"] = [_pct(by[(run, d)].metrics.get("mIoU@1")) if (run, d) in by else None
+                                  for d in datasets]
+        table[f"{run} oracle"] = [_pct(by[(run, d)].metrics.get("oracle_mIoU@1")) if (run, d) in by else None
+                                  for d in datasets]
+    for run in runs[1:]:
+        table[f"Δ {run} vs {ref}"] = table[f"{run} mIoU@1"] - table[f"{ref} mIoU@1"]
+    table["paper Δ SAM−RITM"] = [deltas.get(PAPER_NAMES.get(d, ""), None) for d in datasets]
+    table = table.astype(float)
+    if len(datasets) > 1:  # the paper's headline: plain mean of the per-dataset mIoUs
+        mean = table.mean(axis=0, skipna=True)
+        mean["paper Δ SAM−RITM"] = None
+        table.loc[f"mean ({len(datasets)} datasets)"] = mean
+    sa23 = paper()["point_sa23_miou"]
+    lines = [f"## {title}", ""]
+    settings = {e.run_label: _settings(e) for e in entries}
+    if len(set(settings.values())) == 1:
+        lines += [f"Settings (every run): {next(iter(settings.values()))}.", ""]
+    else:
+        lines += [f"Settings of {run}: {text}." for run, text in settings.items()] + [""]
+    lines += ["### mIoU@1 per dataset (%; Fig. 9a)", "", markdown_table(table), ""]
+    lines += [f"Δ columns are IoU points against the first run ({ref}), as Fig. 9a plots SAM minus RITM. "
+              f"Paper means over the 23 datasets (center click, {sa23['note'].split(',')[-1].strip()}): "
+              + "; ".join(f"{name} mIoU@1 {v['1']:.1f}, mIoU@5 {v['5']:.1f}"
+                          for name, v in sa23.items() if name != "note") + ".", ""]
+
+    curve = pd.DataFrame(columns=[f"@{n}" for n in REPORT_CLICKS])
+    curve.index.name = "dataset / run"
+    for e in entries:
+        curve.loc[f"{e.dataset} / {e.run_label}"] = [_pct(e.metrics.get(f"mIoU@{n}")) for n in REPORT_CLICKS]
+    lines += ["### mIoU (%) after N points (Fig. 9c)", "", markdown_table(curve.astype(float)), ""]
+    base = _link_base(entries)
+    links = [f"[{e.dataset} / {e.run_label}]({Path(os.path.relpath(e.task_dir / 'miou_curve.png', base)).as_posix()})"
+             for e in entries if (e.task_dir / "miou_curve.png").exists()]
+    if links:
+        lines += ["Curves: " + ", ".join(links), ""]
+
+    noc = pd.DataFrame(columns=["NoC@85", "NoC@90", "NoF@90", "objects"])
+    noc.index.name = "dataset / run"
+    for e in entries:
+        m = e.metrics
+        noc.loc[f"{e.dataset} / {e.run_label}"] = [
+            m.get("NoC@85"), m.get("NoC@90"), str(m.get("NoF@90", "-")), str(m.get("objects", "-"))]
+    max_clicks = sorted({int(e.metrics.get("max_clicks", 20)) for e in entries})
+    lines += [f"### Clicks to reach IoU (NoC, at most {'/'.join(map(str, max_clicks))} clicks)", "",
+              markdown_table(noc, floatfmt=".2f"), "",
+              "NoF@90: objects that never reach 90% IoU. The paper reports no NoC; it is the standard "
+              "interactive-segmentation metric (RITM)."]
+    return "\n".join(lines) + "\n"
+
+
+def _link_base(entries: list[ReportEntry]) -> Path:
+    """Where report.md sits: the run directory for one run, else the runs' common parent."""
+    dirs = {e.run_dir.resolve() for e in entries}
+    if len(dirs) == 1:
+        return dirs.pop()
+    return Path(os.path.commonpath([str(d) for d in dirs]))
