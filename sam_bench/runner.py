@@ -134,7 +134,7 @@ def run(cfg: RunConfig) -> dict[str, float]:
             "embedding_cache": None if cache is None else {"dir": str(cache.root), "hits": cache.hits,
                                                            "misses": cache.misses},
         }
-        from .report import write_report
+        from .reporting import write_report
 
         with locked(out_dir):
             record_task_run(out_dir, f"{cfg.task}/{cfg.dataset}", record)

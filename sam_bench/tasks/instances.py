@@ -30,7 +30,7 @@ from ..metrics.coco import SegmEvaluator, image_ground_truth
 from ..models.base import PromptableSegmenter, require
 from ..reference import paper
 from ..registry import TASKS
-from ..report import markdown_table
+from ..reporting import markdown_table
 from .base import ImageResult, ReportEntry, RunContext, Task
 
 log = logging.getLogger(__name__)

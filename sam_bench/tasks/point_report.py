@@ -8,7 +8,7 @@ import pandas as pd
 
 from ..metrics.point import REPORT_CLICKS
 from ..reference import paper
-from ..report import markdown_table
+from ..reporting import markdown_table
 from .base import ReportEntry
 
 # Our dataset names -> the paper's Fig. 9a labels.

@@ -25,7 +25,7 @@ from ..metrics.coco import PROPOSAL_CATEGORY_ID, ProposalRecall, image_ground_tr
 from ..models.base import PromptableSegmenter, require
 from ..reference import paper
 from ..registry import TASKS
-from ..report import markdown_table
+from ..reporting import markdown_table
 from .base import ImageResult, ReportEntry, RunContext, Task
 from .instances import check_crowd, coco_image_id, dataset_categories
 

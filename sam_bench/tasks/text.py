@@ -30,7 +30,7 @@ from ..metrics.text import ciou, coco_mask_ap, giou, per_item_iou, precision_at
 from ..models.base import PromptableSegmenter, require
 from ..reference import paper
 from ..registry import TASKS
-from ..report import markdown_table
+from ..reporting import markdown_table
 from ..text_candidates import (AmgCandidates, Candidates, CandidateSource, DetectorCandidates, coco_image_id,
                                load_detection_boxes, refine_at_centres)
 from .base import ImageResult, ReportEntry, RunContext, Task
