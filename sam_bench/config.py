@@ -25,7 +25,7 @@ class RunConfig:
     cache_dir: Optional[str] = None
     device: str = "auto"
     precision: str = "fp32"
-    batch_size: int = 64
+    batch_size: Optional[int] = None  # prompts per decoder call; default 4 on CPU, 64 on GPU
     seed: int = 0
     label: Optional[str] = None  # column name in reports; default: the model's label
     fresh: bool = False  # ignore an interrupted run's progress instead of resuming it

@@ -42,6 +42,7 @@ def _prompt_sets(image: np.ndarray, rng: np.random.Generator, tiny_model, predic
 def test_batched_decode_matches_predictor(tiny_model, real_images, multimask):
     predictor = SamPredictor(tiny_model.model)
     rng = np.random.default_rng(0)
+    default_batch = tiny_model.batch_size
     tiny_model.batch_size = 2  # exercise chunking: 5 prompts -> chunks of 2, 2, 1
     try:
         for image in real_images:
@@ -69,7 +70,7 @@ def test_batched_decode_matches_predictor(tiny_model, real_images, multimask):
             assert full.shape[-2:] == image.shape[:2]
             assert np.abs(full[1].numpy() - ref).max() <= TOL
     finally:
-        tiny_model.batch_size = 64
+        tiny_model.batch_size = default_batch
 
 
 def test_stability_score_matches_official_definition():
