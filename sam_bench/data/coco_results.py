@@ -7,6 +7,7 @@ and predictions are written one file per image, merged into one results file at 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from array import array
 from dataclasses import dataclass
@@ -18,6 +19,8 @@ from pycocotools import mask as mask_utils
 
 from ..errors import DataError
 from ..io import atomic_write, write_text
+
+log = logging.getLogger(__name__)
 
 
 def json_rle(rle: dict[str, Any]) -> dict[str, Any]:
@@ -150,7 +153,7 @@ class PerImageResults:
     def write(self, image_id: Any, records: list[dict[str, Any]]) -> None:
         write_text(self.dir / f"{image_id}.json", json.dumps(records))
 
-    def merge(self, image_ids: Sequence[Any], path: Path) -> Optional[int]:
+    def merge(self, image_ids: Sequence[Any], path: Path, what: str = "predictions") -> Optional[int]:
         """Concatenate the images' files (in this order) into `path`; None if already merged."""
         if not self.dir.is_dir():
             if path.is_file():
@@ -177,4 +180,5 @@ class PerImageResults:
         for leftover in self.dir.iterdir():  # e.g. images dropped from a run resumed with --limit
             leftover.unlink()
         self.dir.rmdir()
+        log.info("%s: %d %s written to %s", path.parent, count, what, path.name)
         return count

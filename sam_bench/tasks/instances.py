@@ -250,9 +250,7 @@ class InstancesTask(Task):
         return self.evaluator.summarize([(r.payload["coco_image_id"], r.payload["eval"]) for r in results])
 
     def finalize(self, ctx: RunContext, results: list[ImageResult], metrics: dict[str, float]) -> None:
-        count = self.store.merge([r.payload["coco_image_id"] for r in results], ctx.out_dir / "predictions.json")
-        if count is not None:
-            log.info("%s: %d masks written to predictions.json", ctx.out_dir, count)
+        self.store.merge([r.payload["coco_image_id"] for r in results], ctx.out_dir / "predictions.json", "masks")
 
     @classmethod
     def report_section(cls, entries: list[ReportEntry]) -> str:

@@ -10,7 +10,6 @@ Scoring: `sam_bench.metrics.coco.ProposalRecall` (pycocotools matching, image by
 """
 from __future__ import annotations
 
-import logging
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,7 +28,6 @@ from ..reporting import markdown_table
 from .base import ImageResult, ReportEntry, RunContext, Task
 from .instances import check_crowd, coco_image_id, dataset_categories
 
-log = logging.getLogger(__name__)
 
 AR_MAX_DETS = 1000  # the metric is AR@1000 whatever the number of proposals kept
 RANKINGS = ("mean_iou_stability", "random")
@@ -123,9 +121,7 @@ class ProposalsTask(Task):
         return self.recall.summarize([r.payload["recall"] for r in results])
 
     def finalize(self, ctx: RunContext, results: list[ImageResult], metrics: dict[str, float]) -> None:
-        count = self.store.merge([r.payload["coco_image_id"] for r in results], ctx.out_dir / "predictions.json")
-        if count is not None:
-            log.info("%s: %d proposals written to predictions.json", ctx.out_dir, count)
+        self.store.merge([r.payload["coco_image_id"] for r in results], ctx.out_dir / "predictions.json", "proposals")
 
     @classmethod
     def report_section(cls, entries: list[ReportEntry]) -> str:

@@ -24,6 +24,13 @@ from .coco import load_json
 from .common import IndexedDataset, image_size, polygons_mask, require_dir, require_file
 
 
+def _json_files(ann_dir: Path) -> list[Path]:
+    files = sorted(ann_dir.glob("*.json"))
+    if not files:
+        raise DataError(f"{ann_dir}: no .json annotation files")
+    return files
+
+
 def _flat(points: list) -> list[float]:
     return [float(v) for xy in points for v in xy[:2]]
 
@@ -116,9 +123,7 @@ class WoodScapeDataset(_PolygonDataset):
         ann_dir = require_dir(self.root, annotations, "WoodScape instance annotation")
         image_dir = require_dir(self.root, images, "image")
         self.visible_only = visible_only
-        files = sorted(ann_dir.glob("*.json"))
-        if not files:
-            raise DataError(f"{ann_dir}: no .json annotation files")
+        files = _json_files(ann_dir)
         for f in files:
             data = load_json(f)
             try:
@@ -150,9 +155,7 @@ class VisorDataset(_PolygonDataset):
         super().__init__(root)
         ann_dir = require_dir(self.root, annotations, "VISOR annotation")
         image_dir = require_dir(self.root, images, "VISOR rgb_frames")
-        files = sorted(ann_dir.glob("*.json"))
-        if not files:
-            raise DataError(f"{ann_dir}: no .json annotation files")
+        files = _json_files(ann_dir)
         for f in files:
             data = load_json(f)
             try:
