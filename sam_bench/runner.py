@@ -26,9 +26,12 @@ from .core.device import resolve_device
 from .data.registry import open_dataset
 from .errors import DataError
 from .io import atomic_write, write_json
-from .metadata import locked, now, record_task_run
+from .metadata import locked, now
 from .plugins import load_plugins
+from .engine.lock import BusyError, TaskLock
+from .engine.preflight import ensure_writable
 from .engine.progress import ProgressStore
+from .engine.staging import RECORD_FILE, Staging, publish_record
 from .models.base import Model, PromptableSegmenter
 from .models.cached import CachedSegmenter
 from .registry import MODELS, TASKS
@@ -52,6 +55,11 @@ class Distributed:
         if self.world > 1:
             dist.barrier()
 
+    def close(self) -> None:
+        """Tear down the process group: exiting with it alive aborts rank 0 at interpreter exit."""
+        if self.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
+
     def broadcast(self, value: Any) -> Any:
         if self.world == 1:
             return value
@@ -70,18 +78,56 @@ def build_model(cfg: RunConfig, device: torch.device, cache: EmbeddingCache | No
     return model
 
 
-def run_fingerprint(cfg: RunConfig, task_desc: dict, model_info: dict, dataset_meta: dict) -> str:
-    """Identity of a run's results: resuming is only allowed when this is unchanged."""
-    ident = {"task": cfg.task, "options": task_desc, "model": model_info, "dataset": dataset_meta,
-             "seed": cfg.seed, "precision": cfg.precision}
+# Run settings that cannot change a number, or that enter the identity in resolved form below.
+# batch_size only groups prompts per decoder call: every prompt is decoded independently (no
+# cross-prompt attention or normalisation), so the masks are the same for any batch size.
+NOT_IN_IDENTITY = frozenset({"out", "label", "fresh", "batch_size", "cache_dir", "device", "checkpoint",
+                             "data_root", "split", "limit", "options", "model_args"})
+
+
+def run_fingerprint(cfg: RunConfig, task_desc: dict, model_info: dict, dataset_meta: dict,
+                    fp16_embeddings: bool, device: torch.device) -> str:
+    """Identity of a run's results: resuming is only allowed when this is unchanged. It holds every
+    setting that changes numbers (any RunConfig field not listed in NOT_IN_IDENTITY, so new ones are
+    included by default), the resolved task options, model (weights hash, --model-args), dataset
+    (root, split, limit), whether embeddings pass through the fp16 cache, and the device type."""
+    ident = {k: v for k, v in cfg.to_dict().items() if k not in NOT_IN_IDENTITY}
+    ident.update(options=task_desc, model=model_info, dataset=dataset_meta, fp16_embeddings=fp16_embeddings,
+                 device_type=device.type)
     return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def run(cfg: RunConfig) -> dict[str, float]:
-    """Run one task on one dataset with one model; returns the metrics (on every rank)."""
+    """Run one task on one dataset with one model; returns the metrics (on every rank).
+
+    Rank 0 owns the task folder for the whole run (engine/lock.py); a second run into it fails at
+    once. Work happens in a staging folder that replaces the previous results only when complete."""
     load_plugins()
-    started, t0 = now(), time.perf_counter()
     world = Distributed()
+    try:
+        task_dir = Path(cfg.out) / cfg.task / cfg.dataset
+        busy, lock = None, TaskLock(task_dir)
+        if world.rank == 0:
+            ensure_writable(Path(cfg.out), "--out")
+            try:
+                lock.acquire()
+            except BusyError as exc:
+                busy = str(exc)
+        busy = world.broadcast(busy)
+        if busy:
+            raise BusyError(busy)
+        try:
+            if world.rank == 0:  # a run killed between its swap and run.json: the folder on disk wins
+                publish_record(Path(cfg.out), f"{cfg.task}/{cfg.dataset}", task_dir, only_if_stale=True)
+            return _run(cfg, world)
+        finally:
+            lock.release()
+    finally:
+        world.close()
+
+
+def _run(cfg: RunConfig, world: Distributed) -> dict[str, float]:
+    started, t0 = now(), time.perf_counter()
     device = resolve_device(cfg.device)
     task_cls = TASKS.get(cfg.task)
     task = task_cls(build_options(task_cls.Options, cfg.options, cfg.task))
@@ -92,11 +138,13 @@ def run(cfg: RunConfig) -> dict[str, float]:
     task_dir = out_dir / cfg.task / cfg.dataset
     model_record = {"name": model.info.name, "label": model.info.label, "untrained": model.info.untrained,
                     "model_args": dict(cfg.model_args), **model.info.details}
-    store = ProgressStore(task_dir, run_fingerprint(cfg, task.describe(), model_record, dataset.metadata),
-                          world.rank)
-    action = store.prepare(cfg.fresh) if world.rank == 0 else None
+    staging = Staging(task_dir)
+    fingerprint = run_fingerprint(cfg, task.describe(), model_record, dataset.metadata,
+                                  isinstance(model, CachedSegmenter), device)
+    action = staging.prepare(fingerprint, cfg.fresh) if world.rank == 0 else None
     action = world.broadcast(action)
-    ctx = RunContext(model=model, dataset=dataset, out_dir=task_dir, device=device, config=cfg)
+    store = ProgressStore(staging.work, world.rank)
+    ctx = RunContext(model=model, dataset=dataset, out_dir=staging.work, device=device, config=cfg)
     task.setup(ctx)
 
     ids = dataset.image_ids()
@@ -125,13 +173,13 @@ def run(cfg: RunConfig) -> dict[str, float]:
         by_id = store.load()
         missing = [i for i in ids if i not in by_id]
         if missing:
-            raise RuntimeError(f"{task_dir}: {len(missing)} images have no result (e.g. {missing[:3]})")
+            raise RuntimeError(f"{staging.work}: {len(missing)} images have no result (e.g. {missing[:3]})")
         results = [by_id[i] for i in ids]
         with ctx.timed("metrics"):
             metrics = task.compute_metrics(ctx, results)
-            write_items(task_dir / "items.csv", results)
+            write_items(staging.work / "items.csv", results)
             task.finalize(ctx, results, metrics)
-        write_json(task_dir / "metrics.json", metrics)
+        write_json(staging.work / "metrics.json", metrics)
         record = {
             "config": cfg.to_dict(), "task_options": task.describe(), "model": model_record,
             "device": str(device), "world_size": world.world, "dataset": dataset.metadata,
@@ -141,11 +189,10 @@ def run(cfg: RunConfig) -> dict[str, float]:
             "embedding_cache": None if cache is None else {"dir": str(cache.root), "hits": cache.hits,
                                                            "misses": cache.misses},
         }
-        from .reporting.writer import write_report
-
+        write_json(staging.work / RECORD_FILE, record)
         with locked(out_dir):
-            record_task_run(out_dir, f"{cfg.task}/{cfg.dataset}", record)
-            write_report([out_dir], out_dir / "report.md")
+            staging.commit()
+        publish_record(out_dir, f"{cfg.task}/{cfg.dataset}", task_dir)
     return world.broadcast(metrics)
 
 

@@ -71,7 +71,7 @@ def test_results_layout(reference_run):
 
 def test_resume_after_kill_matches_uninterrupted_run(data_root, reference_run, tmp_path):
     out = tmp_path / "killed"
-    part = task_dir(out) / "progress" / "part-0.jsonl"
+    part = out / "point" / ".demo.staging" / "progress" / "part-0.jsonl"  # work in progress
     proc = subprocess.Popen(cli(*run_args(data_root, out)), env=ENV, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120

@@ -1,8 +1,9 @@
 """Per-image progress records: what makes a run resumable and shardable.
 
 Each rank appends one JSON line per finished image to `progress/part-<rank>.jsonl` and fsyncs it.
-A run killed mid-line leaves at most one partial last line, which is cut off on the next start, so
-that image is redone and every other finished image is kept. Rank 0 merges all parts (of any
+A run killed mid-line leaves at most one partial last line; that line, or any line damaged
+otherwise, is dropped with a warning naming the file and line on the next start, so only that
+image is redone and every other finished image is kept. Rank 0 merges all parts (of any
 earlier world size) before computing metrics.
 """
 from __future__ import annotations
@@ -10,65 +11,61 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 from pathlib import Path
+from typing import Any, Iterator
 
-from ..io import write_json
+from ..io import atomic_write
 from .context import ImageResult
 
 log = logging.getLogger(__name__)
 
 
 class ProgressStore:
-    def __init__(self, task_dir: Path, fingerprint: str, rank: int = 0) -> None:
-        self.task_dir = task_dir
-        self.dir = task_dir / "progress"
-        self.fingerprint = fingerprint
+    def __init__(self, work_dir: Path, rank: int = 0) -> None:
+        self.dir = work_dir / "progress"
         self.rank = rank
-
-    def prepare(self, fresh: bool) -> str:
-        """Rank 0, before any work: decide between a new run, a rerun and a resume."""
-        state = self.dir / "state.json"
-        if (self.task_dir / "metrics.json").exists():
-            action = "rerun: replacing the finished results"
-        elif fresh and self.dir.exists():
-            action = "fresh: discarding the interrupted run's progress"
-        elif state.exists() and json.loads(state.read_text()).get("fingerprint") != self.fingerprint:
-            action = "settings changed since the interrupted run: starting over"
-        elif state.exists():
-            return "resume"
-        else:
-            action = "new"
-        if self.task_dir.exists():
-            shutil.rmtree(self.task_dir)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        write_json(state, {"fingerprint": self.fingerprint})
-        return action
 
     def _parts(self) -> list[Path]:
         return sorted(self.dir.glob("part-*.jsonl"))
 
     def load(self) -> dict[str, ImageResult]:
+        """Every readable record of every rank; damaged lines are dropped (that image is redone)."""
         results: dict[str, ImageResult] = {}
         for part in self._parts():
-            with open(part) as f:
-                for line in f:
-                    if not line.endswith("\n"):
-                        break  # partial line of a killed writer
-                    rec = json.loads(line)
-                    results[rec["image_id"]] = ImageResult(rec["image_id"], rec["rows"], rec["payload"])
+            for _, rec in _records(part):
+                results[rec["image_id"]] = ImageResult(rec["image_id"], rec["rows"], rec["payload"])
         return results
 
-    def open_for_append(self):
+    def open_for_append(self) -> "_Appender":
+        """This rank's part file, rewritten without a partial or damaged record if it has one."""
         path = self.dir / f"part-{self.rank}.jsonl"
         if path.exists():
-            data = path.read_bytes()
-            complete = data.rfind(b"\n") + 1
-            if complete < len(data):
-                log.warning("%s: dropping a partial record left by an interrupted run", path)
-                with open(path, "r+b") as f:
-                    f.truncate(complete)
+            good = list(_records(path, warn=False))
+            if sum(1 for _ in open(path, "rb")) != len(good):
+                atomic_write(path, lambda f: f.writelines(line for line, _ in good))
         return _Appender(path)
+
+
+def _records(path: Path, warn: bool = True) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(line, record) for each intact line; a cut last line (killed writer) or a damaged line is
+    skipped with a warning naming the file and line, so only that image is redone."""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, start=1):
+            if not line.endswith("\n"):
+                if warn:
+                    log.warning("%s:%d: dropping a partial record left by an interrupted run", path, number)
+                break
+            try:
+                rec = json.loads(line)
+                if not isinstance(rec, dict) or not isinstance(rec["image_id"], (str, int)):
+                    raise ValueError("not a record")
+                rec["rows"], rec["payload"]  # noqa: B018  (required keys)
+            except (ValueError, KeyError, TypeError) as exc:
+                if warn:
+                    log.warning("%s:%d: dropping a damaged progress record (%s); that image is redone",
+                                path, number, exc)
+                continue
+            yield line, rec
 
 
 class _Appender:
