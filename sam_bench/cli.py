@@ -95,7 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: list[str]) -> int:
     from .plugins import load_plugins
 
-    load_plugins()
+    if not (args.command == "list" and args.what == "tasks"):  # listing tasks reads their source: fast
+        load_plugins()
     if args.demo:
         from .demo import run_demo
 
@@ -133,10 +134,19 @@ def dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: l
     return 1
 
 
-def list_entries(what: str) -> int:
-    from dataclasses import MISSING, fields
+def _option_type(annotation: str) -> str:
+    """`Literal['a', 'b']` -> `a|b`; `Optional[int]` -> `int or none`."""
+    import ast
 
-    from .registry import MODELS, TASKS
+    if annotation.startswith("Literal["):
+        return "|".join(str(v) for v in ast.literal_eval(f"[{annotation[8:-1]}]"))
+    if annotation.startswith("Optional["):
+        return f"{_option_type(annotation[9:-1])} or none"
+    return annotation
+
+
+def list_entries(what: str) -> int:
+    from .registry import MODELS
 
     if what == "datasets":
         from .data.registry import dataset_names, load_dataset_config
@@ -148,10 +158,35 @@ def list_entries(what: str) -> int:
         for name in MODELS.names():
             print(f"{name:<14} {MODELS.describe(name)}")
     else:
-        for name in TASKS.names():
-            task = TASKS.get(name)
-            print(f"{name:<14} {task.title}")
-            for f in fields(task.Options):
-                default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
-                print(f"    --{f.name.replace('_', '-'):<28} default: {default}")
+        list_tasks()
     return 0
+
+
+def list_tasks() -> None:
+    """Built-in tasks from their source (no torch import); plugin tasks, if any, from the registry."""
+    from importlib.metadata import entry_points
+
+    from .catalog import OptionDoc, builtin_tasks
+
+    docs = builtin_tasks()
+    if entry_points(group="sam_bench.tasks"):
+        from dataclasses import MISSING, fields
+
+        from .catalog import TaskDoc
+        from .plugins import load_plugins
+        from .registry import TASKS
+
+        load_plugins()
+        for name in sorted(set(TASKS.names()) - {d.name for d in docs}):
+            task = TASKS.get(name)
+            docs.append(TaskDoc(name, task.title, TASKS.describe(name), [
+                OptionDoc(f.name, getattr(f.type, "__name__", str(f.type)),
+                          repr(f.default if f.default is not MISSING else f.default_factory()), "")  # type: ignore[misc]
+                for f in fields(task.Options)]))
+    for doc in docs:
+        print(f"{doc.name:<12} {doc.title}")
+        if doc.help:
+            print(f"{'':<12} {doc.help}")
+        for opt in doc.options:
+            print(f"    --{opt.name.replace('_', '-'):<24} {_option_type(opt.type):<16} default {opt.default:<10} "
+                  f"{opt.help}".rstrip())
