@@ -53,16 +53,49 @@ def load_run_config(path: str | Path | None, overrides: dict[str, Any]) -> RunCo
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"{path}: unknown settings {unknown}; known: {sorted(known)}")
-    options = dict(data.pop("options", None) or {})
+    source = str(path) if path else "run settings"
+    options = dict(_mapping(data.pop("options", None), f"{source}: 'options'"))
     options.update(overrides.pop("options", None) or {})
-    model_args = {str(k): str(v) for k, v in (data.pop("model_args", None) or {}).items()}
+    model_args = {str(k): str(v) for k, v in _mapping(data.pop("model_args", None), f"{source}: 'model_args'").items()}
     model_args.update(overrides.pop("model_args", None) or {})
+    for name, value in data.items():
+        check_setting(name, value, f"{source}: '{name}'")
     data.update({k: v for k, v in overrides.items() if v is not None})
+    for name, value in overrides.items():
+        if value is not None:
+            check_setting(name, value, f"--{name.replace('_', '-')}")
     cfg = RunConfig(**data, options=options, model_args=model_args)
     for required in ("task", "model", "dataset"):
         if not getattr(cfg, required):
             raise ConfigError(f"no {required} given (--{required} or '{required}:' in the run config)")
     return cfg
+
+
+_HINTS = typing.get_type_hints(RunConfig)
+_POSITIVE = ("limit", "batch_size")  # counts for which 0 or less is meaningless
+
+
+def check_setting(name: str, value: Any, where: str) -> None:
+    """Type-check one run setting (YAML gives ints, floats, lists... for any key); ConfigError if wrong."""
+    hint = _HINTS.get(name)
+    if hint is None or value is None:
+        return
+    expected = next((a for a in typing.get_args(hint) if a is not type(None)), hint)
+    expected = typing.get_origin(expected) or expected
+    ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
+    if not ok:
+        raise ConfigError(f"{where}: expected {getattr(expected, '__name__', expected)}, got {value!r}")
+    if name in _POSITIVE and value < 1:
+        what = "the number of images to run" if name == "limit" else "the number of prompts per decoder call"
+        raise ConfigError(f"{where}: must be at least 1 (it is {what}), got {value}")
+
+
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: expected a mapping of name: value, got {value!r}")
+    return value
 
 
 def build_options(options_cls: type, values: dict[str, Any], task: str) -> Any:
@@ -79,8 +112,9 @@ def build_options(options_cls: type, values: dict[str, Any], task: str) -> Any:
 
 
 def coerce(value: Any, hint: Any, what: str) -> Any:
+    """A command-line string converted to `hint`; a YAML value (already typed) checked against it."""
     if not isinstance(value, str):
-        return value
+        return _checked(value, hint, what)
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin is typing.Union:  # Optional[X]
         if value.lower() in ("none", "null"):
@@ -96,12 +130,38 @@ def coerce(value: Any, hint: Any, what: str) -> Any:
             raise ValueError(value)
         if hint in (int, float, str):
             return hint(value)
+        if origin is typing.Literal:
+            return _checked(value, hint, what)
         if origin in (list, tuple):
             parsed = yaml.safe_load(value) if value.startswith("[") else value.split(",")
             return origin(coerce(str(v), args[0], what) for v in parsed) if args else origin(parsed)
         return yaml.safe_load(value)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{what}: cannot read {value!r} as {hint}: {exc}") from None
+
+
+def _checked(value: Any, hint: Any, what: str) -> Any:
+    """`value` if it is a `hint` (an int is a fine float; a bool is not an int); ConfigError if not."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Union:
+        if value is None and type(None) in args:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(f"{what}: {value!r} is not one of {', '.join(map(str, args))}")
+        return value
+    base = origin or hint
+    if not isinstance(base, type):
+        return value
+    if base is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if not isinstance(value, base) or (base is int and isinstance(value, bool)):
+        raise ConfigError(f"{what}: expected {base.__name__}, got {value!r}")
+    if base in (list, tuple) and args:
+        return base(_checked(v, args[0], what) for v in value)
+    return value
 
 
 def parse_model_args(text: str | None) -> dict[str, str]:

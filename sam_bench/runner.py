@@ -149,7 +149,9 @@ def _run(cfg: RunConfig, world: Distributed) -> dict[str, float]:
 
     ids = dataset.image_ids()
     if len(set(ids)) != len(ids):
-        raise DataError(f"dataset '{cfg.dataset}': image ids are not unique")
+        repeated = sorted({str(i) for i in ids if ids.count(i) > 1})
+        raise DataError(f"dataset '{cfg.dataset}' ({cfg.data_root}): {len(repeated)} image ids are not unique: "
+                        + ", ".join(repeated[:10]))
     done = set(store.load())
     todo = [i for i, image_id in enumerate(ids) if image_id not in done]
     mine = todo[world.rank::world.world]

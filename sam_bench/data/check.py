@@ -12,7 +12,8 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from ..errors import SamBenchError
+from ..errors import DataError, SamBenchError
+from .images import check_complete, verify_decodes
 from ..registry import READERS
 from .registry import DatasetConfig, load_dataset_config
 from .subsample import choose_images, object_counts
@@ -47,8 +48,12 @@ def check_dataset(name: str, data_root: str, split: Optional[str] = None,
     n = len(dataset)
     if n == 0:
         problems.append(f"{root}: no images found")
+    ids = dataset.image_ids()
+    repeated = sorted({str(i) for i in ids if ids.count(i) > 1}) if len(set(ids)) != len(ids) else []
+    if repeated:
+        problems.append(f"{len(repeated)} image ids are not unique: " + ", ".join(repeated[:MAX_LISTED]))
     locate = getattr(dataset, "image_path", None)
-    missing = []
+    missing, truncated = [], []
     if callable(locate):
         for i in range(n):
             try:
@@ -57,12 +62,21 @@ def check_dataset(name: str, data_root: str, split: Optional[str] = None,
                 break
             if not Path(path).is_file():
                 missing.append(str(path))
+                continue
+            try:
+                check_complete(path)  # every image: one small read at its end
+            except DataError as exc:
+                truncated.append(str(exc))
     if missing:
-        problems.append(f"{len(missing)} of {n} image files missing, e.g. " + ", ".join(missing[:MAX_LISTED]))
+        problems.append(f"{len(missing)} of {n} image files missing: " + ", ".join(missing[:MAX_LISTED]))
+    if truncated:
+        problems.append(f"{len(truncated)} of {n} image files truncated: " + "; ".join(truncated[:MAX_LISTED]))
     broken = []
     for i in _spread(n, SPOT_CHECKS):
         try:
             sample = dataset.get(i)
+            if sample.path is not None and Path(sample.path).is_file():
+                verify_decodes(sample.path)  # full decode: damage beyond a cut end
             image = sample.load_image()
             if image.shape[:2] != (sample.height, sample.width):
                 raise SamBenchError(f"{sample.path}: image is {image.shape[1]}x{image.shape[0]}, "

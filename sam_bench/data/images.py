@@ -9,10 +9,49 @@ import numpy as np
 from ..errors import DataError
 
 
+_PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk's type and CRC close every complete PNG
+
+
+def check_complete(path: str | Path, what: str = "image") -> None:
+    """DataError naming the file if a JPEG or PNG stops before its end marker.
+
+    libjpeg and libpng decode a truncated file into a partly grey image and only print a warning
+    without the file name; checking the end marker costs one small read.
+    """
+    path = Path(path)
+    with open(path, "rb") as f:
+        head = f.read(8)
+        f.seek(0, 2)
+        size = f.tell()
+        f.seek(max(0, size - 64))
+        tail = f.read().rstrip(b"\0\r\n\t ")  # some writers pad after the end marker
+    if head[:3] == b"\xff\xd8\xff" and not tail.endswith(b"\xff\xd9"):
+        raise DataError(f"{path}: truncated or damaged JPEG {what} (no end-of-image marker; {size} bytes)")
+    if head == b"\x89PNG\r\n\x1a\n" and not tail.endswith(_PNG_END):
+        raise DataError(f"{path}: truncated or damaged PNG {what} (no IEND chunk; {size} bytes)")
+
+
+def verify_decodes(path: str | Path, what: str = "image") -> None:
+    """Full decode with PIL, which refuses truncated data (LOAD_TRUNCATED_IMAGES stays False) and
+    checks PNG CRCs: the thorough check `data check` runs on top of `check_complete`."""
+    from PIL import Image, ImageFile, UnidentifiedImageError
+
+    check_complete(path, what)
+    lenient, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
+    try:
+        with Image.open(path) as im:
+            im.load()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"{path}: damaged {what}: {exc}") from None
+    finally:
+        ImageFile.LOAD_TRUNCATED_IMAGES = lenient
+
+
 def _imread(path: str | Path, what: str) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: {what} file not found")
+    check_complete(path, what)
     data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if data is None or data.size == 0:
         raise DataError(f"{path}: cannot decode {what} (corrupt or unsupported format)")

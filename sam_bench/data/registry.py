@@ -39,6 +39,8 @@ class DatasetConfig:
     notes: str = ""
 
     def reader_arguments(self, split: Optional[str]) -> dict[str, Any]:
+        if split and not self.splits:
+            raise ConfigError(f"dataset '{self.name}' has no splits ({self.path}); drop --split {split}")
         split = split or self.default_split
         args = dict(self.reader_args)
         if self.splits:

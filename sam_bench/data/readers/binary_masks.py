@@ -22,8 +22,8 @@ from ...errors import DataError
 from ...registry import READERS
 from ..images import read_rgb
 from ..types import ImageSample, ObjectAnnotation
-from .common import (IMAGE_EXTENSIONS, IndexedDataset, list_files, optional_ignore, read_mask_values,
-                     require_dir, union)
+from .common import (IMAGE_EXTENSIONS, IndexedDataset, check_annotation_size, list_files, optional_ignore,
+                     read_mask_values, require_dir, union)
 
 
 @READERS.register("binary_masks", help="one binary mask file per object, optional void value (RITM sets)")
@@ -102,6 +102,7 @@ class BinaryMaskDataset(IndexedDataset):
             voids.append(void)
         assert shape is not None
         path = self._images[index]
+        check_annotation_size(self._masks[index][0], "mask", shape, path)
         # A pixel void for one object's mask is void for the image: the sets have one object each.
         ignore = optional_ignore(union(voids, shape))
         return ImageSample(image_id=self._ids[index], load_image=functools.partial(read_rgb, path),

@@ -166,7 +166,19 @@ def read_mask_values(path: Path) -> np.ndarray:
         raise DataError(f"{path}: cannot decode mask image: {exc}") from None
     if values.ndim == 3:
         values = values.max(axis=2)
+    if values.dtype == np.uint16 and values.max() > 255:
+        # A 16-bit mask: datasets declare void / threshold values on the 8-bit scale (GrabCut's
+        # 128 band is 32896 here), so map 0..65535 onto 0..255 before they are compared.
+        values = (values.astype(np.int64) + 128) // 257
     return values.astype(np.int64)
+
+
+def check_annotation_size(annotation: Path, what: str, shape: tuple[int, ...], image: Path) -> None:
+    """DataError naming both files when an annotation's size differs from its image's (header only)."""
+    height, width = image_size(image)
+    if tuple(shape[:2]) != (height, width):
+        raise DataError(f"{annotation}: {what} is {shape[1]}x{shape[0]} but its image {image} is "
+                        f"{width}x{height} (annotations must have the image's size)")
 
 
 def image_size(path: Path) -> tuple[int, int]:

@@ -31,7 +31,7 @@ from ...errors import ConfigError, DataError
 from ...registry import READERS
 from ..images import read_rgb
 from ..types import ImageSample, ObjectAnnotation
-from .common import IndexedDataset, optional_ignore, pair_files, read_labels
+from .common import IndexedDataset, check_annotation_size, optional_ignore, pair_files, read_labels
 
 ENCODINGS = ("ids", "colour", "cityscapes", "class_instance_channels")
 
@@ -83,6 +83,7 @@ class _LabelPngDataset(IndexedDataset):
                                     extra={"label_file": str(self._labels[index])})
                    for oid, cid, mask in found]
         path = self._images[index]
+        check_annotation_size(self._labels[index], "label map", labels.shape, path)
         return ImageSample(image_id=self._ids[index], load_image=functools.partial(read_rgb, path),
                            height=labels.shape[0], width=labels.shape[1], objects=objects,
                            ignore=optional_ignore(void), path=path)

@@ -186,7 +186,8 @@ class PointTask(Task):
             return ImageResult(sample.image_id, [], payload)
         image = sample.load_image()
         if image.shape[:2] != shape:
-            raise DataError(f"image {sample.image_id} ({sample.path}): pixels {image.shape[:2]} != declared {shape}")
+            raise DataError(f"{sample.path}: image is {image.shape[1]}x{image.shape[0]} but its annotations "
+                            f"(masks / label map) are {shape[1]}x{shape[0]}; they must have the image's size")
         embedding = ctx.embed(image)
         opts = self.options
         rng = ctx.rng(sample.image_id, "point-first-click") if opts.first_click == "random" else None
