@@ -75,7 +75,8 @@ class CocoDataset(IndexedDataset):
         except (KeyError, TypeError):
             raise DataError(f"{self.annotation_file}: image entry without 'id'") from None
         if len(set(self._ids)) != len(self._ids):
-            raise DataError(f"{self.annotation_file}: duplicate image ids")
+            repeated = sorted({i for i in self._ids if self._ids.count(i) > 1})
+            raise DataError(f"{self.annotation_file}: image ids are not unique: {', '.join(repeated[:10])}")
         self.is_lvis = any("frequency" in c for c in self.categories)
         self.metadata = {"annotation_file": str(self.annotation_file), "image_dir": str(self.image_dir),
                          "crowd": crowd, "format": "lvis" if self.is_lvis else "coco"}
