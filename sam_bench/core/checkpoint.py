@@ -182,14 +182,19 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(f"{path}: checkpoint file not found")
     if path.is_dir():
         raise CheckpointError(f"{path}: is a directory, expected a .pth checkpoint file")
+    problem = sniff_checkpoint(path)
+    if problem:
+        raise CheckpointError(f"{path}: {problem}")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError, OSError) as exc:
-        size = path.stat().st_size
-        raise CheckpointError(
-            f"{path}: cannot read checkpoint ({size} bytes; truncated or not a PyTorch file): "
-            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        ) from None
+    except pickle.UnpicklingError as exc:
+        # torch's message suggests weights_only=False, which would run arbitrary code from the file.
+        refused = str(exc).split("Unsupported global:")[-1].split("\n")[0].strip() if "Unsupported global" in str(exc) else ""
+        raise CheckpointError(f"{path}: holds Python objects other than tensors ({refused or 'refused by the safe loader'}); "
+                              "re-save its state dict with torch.save(model.state_dict(), path)") from None
+    except Exception as exc:  # torch raises many types (KeyError, RuntimeError...) for damaged files
+        raise CheckpointError(f"{path}: damaged PyTorch file ({path.stat().st_size} bytes; truncated download?): "
+                              f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from None
     for key in _WRAPPER_KEYS:
         if isinstance(obj, dict) and key in obj and isinstance(obj[key], dict):
             obj = obj[key]
@@ -197,6 +202,42 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
         raise CheckpointError(f"{path}: expected a state dict (name -> tensor), got {type(obj).__name__}")
     return obj
+
+
+def sniff_checkpoint(path: Path) -> str | None:
+    """What is wrong with a file that cannot be a PyTorch checkpoint, judged from its bytes; None
+    when it looks like one (a zip archive with data.pkl, or a legacy pickle)."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(512)
+    if size == 0:
+        return "empty file (0 bytes), not a PyTorch checkpoint"
+    if head.startswith(b"PK\x03\x04"):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                names = archive.namelist()
+        except zipfile.BadZipFile:
+            return f"truncated or damaged zip archive ({size} bytes; an interrupted download?)"
+        if not any(n == "data.pkl" or n.endswith("/data.pkl") for n in names):
+            return f"a zip archive without data.pkl ({len(names)} entries, e.g. {', '.join(names[:3])}), not a PyTorch checkpoint"
+        return None
+    if head.startswith(b"\x80") and len(head) > 1 and head[1] in range(2, 6):
+        return None  # legacy (non-zip) torch.save format: a pickle stream
+    text = head.lstrip().lower()
+    if text.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head")):
+        return (f"an HTML page ({size} bytes), not a PyTorch checkpoint: the download saved a web page "
+                "(log-in or error page) instead of the weights")
+    if text.startswith((b"version https://git-lfs", b"{")) or all(32 <= b < 127 or b in b"\r\n\t" for b in head):
+        return f"a text file ({size} bytes, starts {head[:40]!r}), not a PyTorch checkpoint"
+    return f"not a PyTorch checkpoint ({size} bytes of unrecognised binary data, starts {head[:8].hex()})"
+
+
+def check_finite(state: Mapping[str, torch.Tensor], source: str) -> None:
+    """CheckpointError naming the file and the tensors holding NaN or infinity (they give silent 0 IoU)."""
+    bad = [name for name, t in state.items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise CheckpointError(f"{source}: {len(bad)} of {len(state)} tensors hold NaN or infinite values, "
+                              f"e.g. {', '.join(bad[:5])}")
 
 
 @dataclass
@@ -211,6 +252,7 @@ def load_sam_checkpoint(path: str | Path) -> LoadedSam:
     """Load an official-layout checkpoint with a clear error for every way it can be wrong."""
     state = read_state_dict(path)
     arch = infer_architecture(state, source=str(path))
+    check_finite(state, str(path))
     sam = build_sam(arch)
     expected = sam.state_dict()
     missing = sorted(set(expected) - set(state))
