@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from .config import load_run_config
+from .errors import SamBenchError
 
 
 def run(task: str, model: str, dataset: str, out: str | Path = "results/run", config: str | None = None,
@@ -23,4 +24,8 @@ def report(run_dirs: Sequence[str | Path], out: str | Path | None = None) -> Pat
     from .reporting.writer import write_report
 
     run_dirs = [Path(d) for d in run_dirs]
+    for run_dir in run_dirs:
+        if not (run_dir / "run.json").is_file():
+            problem = "no such folder" if not run_dir.exists() else "no run.json in it"
+            raise SamBenchError(f"{run_dir}: not a sam-bench run directory ({problem})")
     return write_report(run_dirs, out or (run_dirs[0] / "report.md" if len(run_dirs) == 1 else "report.md"))

@@ -113,10 +113,11 @@ def dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: l
         overrides["options"] = parse_task_options(extra)
         overrides["model_args"] = parse_model_args(args.model_args)
         cfg = load_run_config(args.config, overrides)
+        from .io import finite
+        from .reporting.terminal import metric_lines
+
         metrics = run(cfg)
-        width = max((len(k) for k in metrics), default=0)
-        for name, value in metrics.items():
-            print(f"{name:<{width}}  {value:.4f}" if isinstance(value, float) else f"{name:<{width}}  {value}")
+        print("\n".join(metric_lines(finite(metrics))))
         print(f"results: {Path(cfg.out) / cfg.task / cfg.dataset}; report: {Path(cfg.out) / 'report.md'}")
         return 0
     if args.command == "report":

@@ -13,6 +13,7 @@ def atomic_write(path: str | Path, write: Callable[[Any], None], mode: str = "w"
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes 0600; results are meant to be shared
         with os.fdopen(fd, mode) as f:
             write(f)
             f.flush()
@@ -23,8 +24,30 @@ def atomic_write(path: str | Path, write: Callable[[Any], None], mode: str = "w"
         raise
 
 
+def current_umask() -> int:
+    """The process umask (reading it means setting it; set straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def write_json(path: str | Path, obj: Any) -> None:
-    atomic_write(path, lambda f: json.dump(obj, f, indent=2, sort_keys=False, default=_jsonable))
+    """Strict JSON: NaN and infinities (undefined metrics) are written as null."""
+    atomic_write(path, lambda f: json.dump(finite(obj), f, indent=2, sort_keys=False, default=_jsonable,
+                                           allow_nan=False))
+
+
+def finite(obj: Any) -> Any:
+    """`obj` with every NaN / infinite float (also numpy's) replaced by None, recursively."""
+    import math
+
+    if isinstance(obj, float) or type(obj).__name__ in ("float32", "float64", "float16"):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {k: finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [finite(v) for v in obj]
+    return obj
 
 
 def write_text(path: str | Path, text: str) -> None:

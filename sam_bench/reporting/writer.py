@@ -24,9 +24,11 @@ def collect_entries(run_dirs: Sequence[Path]) -> dict[str, list[ReportEntry]]:
             metrics_path = task_dir / "metrics.json"
             if not metrics_path.exists():
                 continue
+            # null (undefined) -> NaN: sections compute with it and tables print it as "-"
+            metrics = {k: float("nan") if v is None else v for k, v in json.loads(metrics_path.read_text()).items()}
             entries.setdefault(task, []).append(ReportEntry(
                 run_label=labels[(Path(run_dir), key)], run_dir=Path(run_dir), dataset=dataset,
-                metrics=json.loads(metrics_path.read_text()), record=record, task_dir=task_dir))
+                metrics=metrics, record=record, task_dir=task_dir))
     return entries
 
 
@@ -60,7 +62,21 @@ def build_report(run_dirs: Iterable[str | Path]) -> str:
     for task in TASKS.names():
         if task in entries:
             lines += ["", TASKS.get(task).report_section(entries[task]).rstrip()]
+    lines += undefined_notes(entries)
     return "\n".join(lines) + "\n"
+
+
+def undefined_notes(entries: dict[str, list[ReportEntry]]) -> list[str]:
+    """Say which numbers are undefined and why, instead of leaving a bare '-'."""
+    notes = [f"- {e.run_label}, {task}/{e.dataset}: {', '.join(names)}"
+             for task, group in entries.items() for e in group
+             if (names := [k for k, v in e.metrics.items() if isinstance(v, float) and v != v])]
+    if not notes:
+        return []
+    return ["", "## Undefined metrics", "",
+            "These metrics are undefined (null in metrics.json, '-' in the tables): no evaluated item "
+            "contributed to them, e.g. no ground-truth object in that size range or frequency group, "
+            "so there was nothing to average.", "", *notes]
 
 
 def write_report(run_dirs: Sequence[str | Path], path: str | Path) -> Path:
