@@ -37,6 +37,7 @@ from typing import Any, Iterator, Optional, Sequence
 import numpy as np
 
 from ..errors import ConfigError, DataError
+from ..core.workers import die_with_parent
 
 with contextlib.redirect_stdout(io.StringIO()):
     # pyEdgeEval prints a warning about an optional loader for MATLAB v7.3 files (BSDS uses v5).
@@ -241,7 +242,8 @@ def evaluate_counts(items: Sequence[EvalItem], params: BoundaryEvalParams, worke
         # fork: workers start at once and scripts need no main guard; they run no torch/OpenMP code.
         methods = multiprocessing.get_all_start_methods()
         context = multiprocessing.get_context("fork" if "fork" in methods else None)
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=die_with_parent,
+                                 initargs=(os.getpid(),)) as pool:  # no orphans after a kill -9
             futures = [pool.submit(_run_unit, unit) for unit in units]
             try:
                 for future in as_completed(futures):

@@ -32,11 +32,11 @@ class CachedSegmenter(PromptableSegmenter):
     def encode(self, image: np.ndarray) -> ImageEmbedding:
         key = self.cache.key(self.cache_fingerprint, image)
         device = _device_of(self.inner)
-        cached = self.cache.load_embedding(key, device)
+        cached = self.cache.load_embedding(key, device, self.cache_fingerprint)
         if cached is not None:
             return cached
         embedding = round_to_fp16(self.inner.encode(image))
-        self.cache.store_embedding(key, embedding)
+        self.cache.store_embedding(key, embedding, self.cache_fingerprint)
         return embedding
 
     def decode(self, embedding: ImageEmbedding, prompts: Prompts, multimask: bool) -> Decoded:
