@@ -62,13 +62,16 @@ def iter_json_array(path: Path, chunk_size: int = 1 << 20) -> Iterator[Any]:
     """The elements of a top-level json array, parsed one at a time (results files reach GBs)."""
     decoder = json.JSONDecoder()
     buffer, pos, started, eof = "", 0, False, False
+    offset = 0  # characters of the file before `buffer`
     with open(path, "r", encoding="utf-8") as f:
         while True:
             while pos < len(buffer) and buffer[pos] in (" \t\r\n," if started else " \t\r\n"):
                 pos += 1
             if not started and pos < len(buffer):
                 if buffer[pos] != "[":
-                    raise DataError(f"{path}: expected a json array of results (COCO results format)")
+                    raise DataError(f"{path}: not a JSON array of detections (COCO results format: "
+                                    f"[{{\"image_id\", \"category_id\", \"bbox\", \"score\"}}, ...]); "
+                                    f"it starts with {buffer[pos:pos + 20]!r}")
                 started, pos = True, pos + 1
                 continue
             if started and pos < len(buffer) and buffer[pos] == "]":
@@ -80,11 +83,14 @@ def iter_json_array(path: Path, chunk_size: int = 1 << 20) -> Iterator[Any]:
                 if end == len(buffer) and not eof:
                     raise ValueError("value may continue")  # a number cut at the chunk border
             except ValueError:
+                if eof and not started:
+                    raise DataError(f"{path}: empty file, expected a JSON array of detections") from None
                 if eof:
-                    raise DataError(f"{path}: invalid or truncated json near character "
-                                    f"{pos} of the last chunk") from None
+                    raise DataError(f"{path}: invalid or truncated JSON at character {offset + pos}: "
+                                    f"{buffer[pos:pos + 30]!r}") from None
                 chunk = f.read(chunk_size)
                 eof = not chunk
+                offset += pos
                 buffer, pos = buffer[pos:] + chunk, 0
                 continue
             yield value
@@ -130,6 +136,22 @@ def load_detections(path: str | Path, category_ids: set[int]) -> DetectionIndex:
     cats = np.frombuffer(cat, np.int64) if len(cat) else np.zeros(0, np.int64)
     scores = np.frombuffer(score, np.float64) if len(score) else np.zeros(0)
     return DetectionIndex(path, boxes[order], cats[order], scores[order], ranges)
+
+
+def warn_detection_coverage(detections: DetectionIndex, dataset_ids: list[str]) -> None:
+    """Warn, with counts, about an empty detections file or detections for images outside the run."""
+    if not len(detections):
+        log.warning("%s: holds no detections; every image of the run gets no mask (AP 0)", detections.path)
+        return
+    ours = set(dataset_ids)
+    outside = [i for i in detections.image_ids() if str(i) not in ours]
+    if outside:
+        n = sum(len(detections.for_image(i)[2]) for i in outside)
+        log.warning("%s: %d detections for %d image ids not in this run's images (after subsampling / --limit) "
+                    "are ignored, e.g. %s", detections.path, n, len(outside), ", ".join(map(str, outside[:5])))
+    without = len(ours - {str(i) for i in detections.image_ids()})
+    if without:
+        log.warning("%s: %d of the run's %d images have no detection", detections.path, without, len(ours))
 
 
 def _finite(v: Any) -> bool:

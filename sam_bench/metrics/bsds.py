@@ -36,8 +36,8 @@ from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 
-from ..errors import ConfigError, DataError
 from ..core.workers import die_with_parent
+from ..errors import ConfigError, DataError
 
 with contextlib.redirect_stdout(io.StringIO()):
     # pyEdgeEval prints a warning about an optional loader for MATLAB v7.3 files (BSDS uses v5).

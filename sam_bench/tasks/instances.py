@@ -23,7 +23,7 @@ import pandas as pd
 import torch
 
 from ..core.types import Prompts
-from ..data.coco_results import PerImageResults, encode_masks, load_detections
+from ..data.coco_results import PerImageResults, encode_masks, load_detections, warn_detection_coverage
 from ..data.types import ImageSample
 from ..errors import ConfigError, DataError
 from ..metrics.coco import SegmEvaluator, image_ground_truth
@@ -192,6 +192,7 @@ class InstancesTask(Task):
             if self.detections and not ids & set(ctx.dataset.image_ids()):
                 raise DataError(f"{self.options.detections}: none of its {len(ids)} image ids is an image "
                                 f"of dataset '{ctx.dataset.name}' (wrong file or dataset?)")
+            warn_detection_coverage(self.detections, ctx.dataset.image_ids())
         elif self.options.detector:
             self.detector = Detectron2Boxes(self.options.detector, ctx.device, self.category_ids)
 

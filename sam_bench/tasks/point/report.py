@@ -62,6 +62,11 @@ def point_report(title: str, entries: list[ReportEntry]) -> str:
         lines += [f"Settings (every run): {next(iter(settings.values()))}.", ""]
     else:
         lines += [f"Settings of {run}: {text}." for run, text in settings.items()] + [""]
+    skipped = [f"{e.run_label} / {e.dataset}: {int(e.metrics['skipped_objects'])}" for e in entries
+               if e.metrics.get("skipped_objects")]
+    if skipped:
+        lines += ["Objects skipped (empty, or only void pixels: nothing to click; not in any mean): "
+                  + "; ".join(skipped) + ". Their ids are in the log and in progress records.", ""]
     lines += ["### mIoU@1 per dataset (%; Fig. 9a)", "", markdown_table(table), ""]
     lines += [f"Δ columns are IoU points against the first run ({ref}), as Fig. 9a plots SAM minus RITM. "
               f"Paper means over the 23 datasets (center click, {sa23['note'].split(',')[-1].strip()}): "

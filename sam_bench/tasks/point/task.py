@@ -15,6 +15,7 @@ against the naive loop.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager, Optional
 
@@ -31,6 +32,8 @@ from ...registry import TASKS
 from ...engine.context import ImageResult, RunContext
 from ...reporting.entry import ReportEntry
 from ..base import Task
+
+log = logging.getLogger(__name__)
 
 FIRST_CLICKS = ("center", "random")
 # Full-resolution mask elements upsampled at once (128 MiB of float32 logits).
@@ -182,6 +185,9 @@ class PointTask(Task):
             clickable = obj.mask if ignore is None else obj.mask & ~ignore
             (targets if clickable.any() else skipped).append(obj)
         payload: dict[str, Any] = {"objects": [], "skipped": [o.object_id for o in skipped]}
+        if skipped:
+            log.warning("%s image %s: skipping %d object(s) with no clickable pixel (empty or void-only mask): %s",
+                        ctx.dataset.name, sample.image_id, len(skipped), ", ".join(str(o.object_id) for o in skipped))
         if not targets:
             return ImageResult(sample.image_id, [], payload)
         image = sample.load_image()
