@@ -93,3 +93,19 @@ def test_split_on_a_dataset_without_splits_is_an_error(tmp_path):
     with pytest.raises(ConfigError, match="dataset 'grabcut' has no splits .*drop --split val"):
         open_dataset("grabcut", str(root), split="val")
     assert open_dataset("grabcut", str(root)).metadata["split"] is None
+
+
+def test_skipped_objects_are_logged_counted_and_reported(tmp_path, caplog):
+    import logging
+
+    from sam_bench.cli import main
+
+    root = _grabcut(tmp_path / "g", n=2)
+    cv2.imwrite(str(root / "boundary_GT" / "im1.bmp"), np.full((40, 48), 128, np.uint8))  # void only
+    out = tmp_path / "out"
+    with caplog.at_level(logging.WARNING):
+        assert main(["run", "--task", "point", "--model", "tiny", "--dataset", "grabcut", "--data-root", str(root),
+                     "--out", str(out), "--max-clicks", "1"]) == 0
+    assert "grabcut image im1: skipping 1 object(s) with no clickable pixel (empty or void-only mask): im1" in caplog.text
+    assert json.loads((out / "point/grabcut/metrics.json").read_text())["skipped_objects"] == 1
+    assert "Objects skipped (empty, or only void pixels" in (out / "report.md").read_text()

@@ -328,3 +328,17 @@ def test_list_tasks_is_fast_and_describes_options():
     assert elapsed < 2.0, f"list tasks took {elapsed:.1f} s"
     assert "--first-click" in done.stdout and "center: farthest from the boundary; random" in done.stdout
     assert "detector | predicted_iou | detector_x_predicted_iou" in done.stdout
+
+
+def test_run_json_follows_the_results_on_disk_after_a_kill_between_swap_and_record(finished, data_root, tmp_path):
+    out = tmp_path / "stale"
+    shutil.copytree(finished, out)
+    run_json = json.loads((out / "run.json").read_text())
+    run_json["tasks"]["point/demo"]["finished"] = "from an older run"  # as if killed right after the swap
+    (out / "run.json").write_text(json.dumps(run_json))
+    argv = args(data_root, out)
+    argv[argv.index("tiny")] = "sam"
+    assert main([*argv, "--checkpoint", str(tmp_path / "missing.pth")]) == 2  # the next run fails early...
+    record = json.loads((out / "run.json").read_text())["tasks"]["point/demo"]
+    assert record == json.loads((out / "point/demo/run_record.json").read_text())  # ...but run.json is mended
+    assert record["finished"] != "from an older run"

@@ -1,0 +1,95 @@
+"""Issue 10: scoring workers die with a parent killed by SIGKILL; the torchrun group is torn down;
+cache entries of the wrong shape are recomputed; detections and skipped objects are reported."""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+POOL_SCRIPT = """
+import os, sys, time
+sys.path.insert(0, sys.argv[1])
+from concurrent.futures import ProcessPoolExecutor
+import multiprocessing
+from sam_bench.core.workers import die_with_parent
+pool = ProcessPoolExecutor(2, mp_context=multiprocessing.get_context("fork"), initializer=die_with_parent,
+                           initargs=(os.getpid(),))
+futures = [pool.submit(time.sleep, 60) for _ in range(2)]
+time.sleep(1.0)
+print(" ".join(str(p) for p in pool._processes), flush=True)
+time.sleep(60)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ")[1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and prctl")
+def test_pool_workers_die_with_a_killed_parent():
+    parent = subprocess.Popen([sys.executable, "-c", POOL_SCRIPT, str(ROOT)], stdout=subprocess.PIPE, text=True)
+    workers = [int(p) for p in parent.stdout.readline().split()]
+    assert len(workers) == 2 and all(_alive(p) for p in workers)
+    parent.send_signal(signal.SIGKILL)
+    parent.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and any(_alive(p) for p in workers):
+        time.sleep(0.1)
+    assert not any(_alive(p) for p in workers), "workers outlived their killed parent"
+
+
+def test_cache_entry_of_the_wrong_shape_is_recomputed(tiny_model, tmp_path, caplog):
+    from sam_bench.core.cache import EmbeddingCache
+    from sam_bench.models.cached import CachedSegmenter
+
+    image = np.random.default_rng(0).integers(0, 255, (40, 50, 3), np.uint8)
+    cached = CachedSegmenter(tiny_model, EmbeddingCache(tmp_path))
+    first = cached.encode(image)
+    entry = next(tmp_path.glob("??/*.npz"))
+    np.savez(entry, **{"f:image_embed": np.zeros((1, 8, 4, 4), np.float16)}, original_size=np.array([40, 50]),
+             input_size=np.array([819, 1024]), meta=np.array("{}"))  # valid npz, wrong shape
+    fresh = CachedSegmenter(tiny_model, EmbeddingCache(tmp_path))
+    with caplog.at_level(logging.WARNING):
+        again = fresh.encode(image)
+    assert f"embedding cache entry {entry} is not an embedding of this model" in caplog.text
+    assert torch.equal(again.features["image_embed"], first.features["image_embed"])
+    assert fresh.cache.misses == 1 and fresh.cache.hits == 0
+
+
+def test_detections_outside_the_run_and_empty_files_are_warned(tmp_path, caplog):
+    from sam_bench.data.coco_results import load_detections, warn_detection_coverage
+    from sam_bench.errors import DataError
+
+    path = tmp_path / "dets.json"
+    path.write_text(json.dumps([{"image_id": i, "category_id": 1, "bbox": [0, 0, 2, 2], "score": 0.5}
+                                for i in (1, 1, 7, 8)]))
+    with caplog.at_level(logging.WARNING):
+        warn_detection_coverage(load_detections(path, {1}), ["1", "2"])
+    assert f"{path}: 2 detections for 2 image ids not in this run's images" in caplog.text
+    assert f"{path}: 1 of the run's 2 images have no detection" in caplog.text
+    path.write_text("[]")
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        warn_detection_coverage(load_detections(path, {1}), ["1"])
+    assert f"{path}: holds no detections" in caplog.text
+    path.write_text("<html>not json</html>")
+    with pytest.raises(DataError, match=r"dets.json: not a JSON array of detections .* it starts with '<html>"):
+        load_detections(path, {1})
+    path.write_text('[{"image_id": 1, "category_id": 1, "bbox": [0, 0')
+    with pytest.raises(DataError, match=r"dets.json: invalid or truncated JSON at character 1: "):
+        load_detections(path, {1})
