@@ -28,6 +28,7 @@ from .errors import DataError
 from .io import atomic_write, write_json
 from .metadata import locked, now
 from .plugins import load_plugins
+from .engine.eta import EtaLog
 from .engine.lock import BusyError, TaskLock
 from .engine.preflight import ensure_writable
 from .engine.progress import ProgressStore
@@ -165,11 +166,13 @@ def _run(cfg: RunConfig, world: Distributed) -> dict[str, float]:
     try:
         bar = tqdm(mine, desc=f"{cfg.task}/{cfg.dataset} [{model.info.label}]", unit="img",
                    disable=world.rank != 0 or None, dynamic_ncols=True)
+        eta = EtaLog(f"{cfg.task}/{cfg.dataset}", len(mine), enabled=world.rank == 0)
         for index in bar:
             sample = dataset.get(index)
             with ctx.timed("evaluate"):
                 result = task.evaluate_image(ctx, sample)
             appender.append(result)
+            eta.step()
     finally:
         appender.close()
     world.barrier()

@@ -93,3 +93,16 @@ def test_detections_outside_the_run_and_empty_files_are_warned(tmp_path, caplog)
     path.write_text('[{"image_id": 1, "category_id": 1, "bbox": [0, 0')
     with pytest.raises(DataError, match=r"dets.json: invalid or truncated JSON at character 1: "):
         load_detections(path, {1})
+
+
+def test_runs_without_a_terminal_log_the_time_left(caplog, monkeypatch):
+    from sam_bench.engine import eta
+
+    monkeypatch.setattr(eta.sys.stderr, "isatty", lambda: False, raising=False)
+    clock = iter([0.0, 10.0, 20.0, 30.0])
+    monkeypatch.setattr(eta.time, "perf_counter", lambda: next(clock))
+    log = eta.EtaLog("point/demo", 100, enabled=True)
+    with caplog.at_level(logging.INFO):
+        log.step()  # first image: 10 s -> 99 images left
+        log.step()  # within the minute: quiet
+    assert caplog.messages == ["point/demo: 1/100 images, 10.0 s per image, about 16 min 30 s left"]
