@@ -174,3 +174,35 @@ def test_embedding_cache_hit_equals_miss(setup, sample, tmp_path):
     prompts = Prompts(np.array([[[100.0, 120.0]]]), np.array([[1]]))
     assert torch.equal(segmenter.decode(miss, prompts, True).low_res_logits,
                        segmenter.decode(hit, prompts, True).low_res_logits)
+
+
+@pytest.mark.parametrize("use_m2m", [False, True])
+def test_amg_equals_sam2_generator(setup, sample, use_m2m):
+    from pycocotools import mask as mask_utils
+    from sam2.automatic_mask_generator import SAM2AutomaticMaskGenerator
+
+    from sam_bench.amg import AmgSettings, AutomaticMaskGenerator
+
+    segmenter, embedding, _ = setup
+    image = sample.load_image()
+    # This model's masks are image-wide blobs: NMS off compares every candidate; the thresholds
+    # sit inside its predicted-IoU (0.46-0.55) and stability (0.69-0.93) ranges, so both filter.
+    settings = dict(points_per_side=4, points_per_batch=16, pred_iou_thresh=0.5, stability_score_thresh=0.85,
+                    box_nms_thresh=1.0, output_mode="coco_rle", use_m2m=use_m2m)
+    official = SAM2AutomaticMaskGenerator(segmenter.model, **settings).generate(image)
+    segmenter.batch_size = 16  # the official batches: same float rounding, so no pixel at logit ~0 flips
+    ours = AutomaticMaskGenerator(segmenter, AmgSettings(**settings)).generate(image, embedding).records
+    assert 0 < len(ours) == len(official) < 48
+    for a, b in zip(ours, official):
+        assert np.allclose(a["point_coords"], b["point_coords"])
+        assert a["predicted_iou"] == pytest.approx(b["predicted_iou"], abs=TOL)
+        assert a["stability_score"] == pytest.approx(b["stability_score"], abs=TOL)
+        assert a["bbox"] == b["bbox"] and a["area"] == b["area"] and a["crop_box"] == b["crop_box"]
+        assert np.array_equal(mask_utils.decode(a["segmentation"]), mask_utils.decode(b["segmentation"]))
+
+
+def test_amg_refuses_sam2_small_region_removal(setup):
+    from sam_bench.amg import AmgSettings, AutomaticMaskGenerator
+
+    with pytest.raises(ConfigError, match="min_mask_region_area > 0 is not supported for SAM 2"):
+        AutomaticMaskGenerator(setup[0], AmgSettings(min_mask_region_area=100))
