@@ -90,20 +90,28 @@ def load_sam2(path: str, config: str | None = None, apply_postprocessing: bool =
 
 
 class Sam2Segmenter(PromptableSegmenter):
-    def __init__(self, model: torch.nn.Module, info: ModelInfo, weights_sha256: str, device: torch.device,
-                 precision: str = "fp32", batch_size: int | None = None) -> None:
-        from sam2.utils.transforms import SAM2Transforms
+    """`model` has SAM 2's heads (sam_prompt_encoder, sam_mask_decoder, no_mem_embed, image_size);
+    `transforms` is the family's SAM2Transforms (SAM 3 ships its own copy)."""
 
+    family = "sam2"
+
+    def __init__(self, model: torch.nn.Module, info: ModelInfo, weights_sha256: str, device: torch.device,
+                 precision: str = "fp32", batch_size: int | None = None,
+                 transforms: torch.nn.Module | None = None) -> None:
         self.model = model.to(device).eval()
         self.info = info
         self.device = device
         self.precision = precision
         self.batch_size = batch_size or default_batch_size(device)
         self.resolution = int(model.image_size)
-        self.transforms = SAM2Transforms(resolution=self.resolution, mask_threshold=self.mask_threshold)
+        if transforms is None:
+            from sam2.utils.transforms import SAM2Transforms
+
+            transforms = SAM2Transforms(resolution=self.resolution, mask_threshold=self.mask_threshold)
+        self.transforms = transforms
         # Backbone levels, finest first (the predictor's _bb_feat_sizes for 1024: 256, 128, 64).
         self.feature_sizes = [(self.resolution // s, self.resolution // s) for s in (4, 8, 16)]
-        self.cache_fingerprint = f"sam2|{weights_sha256}|square{self.resolution}|imagenet|{precision}"
+        self.cache_fingerprint = f"{self.family}|{weights_sha256}|square{self.resolution}|{precision}"
 
     @torch.no_grad()
     def encode(self, image: np.ndarray) -> ImageEmbedding:
@@ -111,9 +119,13 @@ class Sam2Segmenter(PromptableSegmenter):
         x = self.transforms(image)[None].to(self.device)
         with autocast(self.device, self.precision):
             backbone_out = self.model.forward_image(x)
-            _, vision_feats, _, _ = self.model._prepare_backbone_features(backbone_out)
-            if self.model.directly_add_no_mem_embed:
-                vision_feats[-1] = vision_feats[-1] + self.model.no_mem_embed
+        return self._embedding(backbone_out, image, add_no_mem_embed=self.model.directly_add_no_mem_embed)
+
+    def _embedding(self, backbone_out: dict, image: np.ndarray, add_no_mem_embed: bool) -> ImageEmbedding:
+        """Backbone output -> the predictor's _features, as a flat dict of (1, C, h, w) maps."""
+        _, vision_feats, _, _ = self.model._prepare_backbone_features(backbone_out)
+        if add_no_mem_embed:
+            vision_feats[-1] = vision_feats[-1] + self.model.no_mem_embed
         maps = [feat.permute(1, 2, 0).reshape(1, -1, *size).float()
                 for feat, size in zip(vision_feats, self.feature_sizes[-len(vision_feats):])]
         features = {f"high_res_feats_{i}": m for i, m in enumerate(maps[:-1])}
