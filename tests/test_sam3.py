@@ -51,6 +51,12 @@ def setup(reference, grabcut_root):
 def test_checkpoint_layout_and_architecture(reference, capsys, tmp_path):
     model, path = reference
     assert infer_architecture(model.state_dict(), "x") == SMALL
+    # Without RoPE buffers in the file, heads and global blocks follow the release's rules.
+    vit, text = "backbone.vision_backbone.trunk.", "backbone.language_backbone.encoder.transformer."
+    release = {f"{vit}patch_embed.proj.weight": torch.empty(1024, 1),
+               **{f"{vit}blocks.{i}.mlp.fc1.weight": torch.empty(4736, 1) for i in range(32)},
+               **{f"{text}resblocks.{i}.ln_1.weight": torch.empty(1024) for i in range(24)}}
+    assert infer_architecture(release, "x") == Sam3Architecture()
     # sam3's own loader reads the file with no missing key (it prints them otherwise).
     model_builder._load_checkpoint(model, str(path))
     assert "missing" not in capsys.readouterr().out

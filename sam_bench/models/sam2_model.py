@@ -10,6 +10,7 @@ resize to the original size: there is no padding to crop).
 Low-res logits: the predictor clamps the copy it returns to +-32 but makes the full-size masks from
 the unclamped logits. Decoded keeps the unclamped logits (so upsample gives the predictor's masks)
 and decode clamps mask inputs to +-32 (so feeding them back equals feeding the predictor's copy).
+Sam2Segmenter also serves SAM 3's interactive path (sam3_model.py), which reuses this predictor code.
 """
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ import torch
 
 from ..errors import CheckpointError, ConfigError
 
-HEAD_DIM_TEXT = 64  # the release's text encoder: width 1024, 16 heads
+HEAD_DIM = 64  # the release's ViT (1024 wide, 16 heads) and text encoder (1024 wide, 16 heads)
 VIT_GRID = 72  # 1008 / 14: a global block's RoPE table has 72 * 72 rows, a 24x24 window's 576
 
 
@@ -118,7 +118,7 @@ def _compose(arch: Sam3Architecture) -> torch.nn.Module:
     neck = mb._create_vit_neck(mb._create_position_encoding(precompute_resolution=1008), vit,
                                enable_inst_interactivity=True)
     text = VETextEncoder(tokenizer=SimpleTokenizer(bpe_path=bpe_path()), d_model=256, width=arch.text_width,
-                         heads=arch.text_width // HEAD_DIM_TEXT, layers=arch.text_layers)
+                         heads=arch.text_width // HEAD_DIM, layers=arch.text_layers)
     inst = SAM3InteractiveImagePredictor(mb.build_tracker(apply_temporal_disambiguation=False))
     model = mb._create_sam3_model(mb._create_vl_backbone(neck, text), mb._create_sam3_transformer(),
                                   mb._create_geometry_encoder(), mb._create_segmentation_head(),
@@ -153,13 +153,17 @@ def infer_architecture(state: Mapping[str, torch.Tensor], source: str) -> Sam3Ar
     try:
         dim = int(state[f"{vit}patch_embed.proj.weight"].shape[0])
         depth = 1 + max(int(m.group(1)) for k in state if (m := re.match(re.escape(vit) + r"blocks\.(\d+)\.", k)))
-        rope = [state[f"{vit}blocks.{i}.attn.freqs_cis"] for i in range(depth)]
         mlp = int(state[f"{vit}blocks.0.mlp.fc1.weight"].shape[0])
         width = int(state[f"{text}resblocks.0.ln_1.weight"].shape[0])
         layers = 1 + max(int(m.group(1)) for k in state if (m := re.match(re.escape(text) + r"resblocks\.(\d+)\.", k)))
     except (KeyError, ValueError) as exc:
         raise CheckpointError(f"{source}: not a SAM 3 image model state dict (missing {exc})") from None
-    head_dim = 2 * int(rope[0].shape[-1])  # complex RoPE table: one column per pair of channels
+    rope = [state.get(f"{vit}blocks.{i}.attn.freqs_cis") for i in range(depth)]
+    if all(r is not None for r in rope):
+        head_dim = 2 * int(rope[0].shape[-1])  # complex RoPE table: one column per pair of channels
+        global_blocks = tuple(i for i, r in enumerate(rope) if r.shape[0] == VIT_GRID ** 2)
+    else:  # no RoPE buffers saved: the release's rules (64-wide heads, every quarter's last block global)
+        head_dim, step = HEAD_DIM, max(1, depth // 4)
+        global_blocks = tuple(range(step - 1, depth, step))
     return Sam3Architecture(vit_dim=dim, vit_depth=depth, vit_heads=dim // head_dim, vit_mlp_ratio=mlp / dim,
-                            vit_global_blocks=tuple(i for i, r in enumerate(rope) if r.shape[0] == VIT_GRID ** 2),
-                            text_width=width, text_layers=layers)
+                            vit_global_blocks=global_blocks, text_width=width, text_layers=layers)
