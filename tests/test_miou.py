@@ -20,7 +20,9 @@ from sam_bench.cli import main
 from sam_bench.data.registry import open_dataset
 from sam_bench.errors import ConfigError
 from sam_bench.metrics.miou import size_bins
+from sam_bench.prompts.clicks import next_click
 from sam_bench.tasks.miou import MiouOptions
+from sam_bench.tasks.miou.session import prompted_session
 from test_boundary import reference_boundary_iou
 
 H, W = 112, 128
@@ -122,18 +124,30 @@ def test_tiny_sam_box_matches_sam_predictor(tiny_model, synthetic_roots, tmp_pat
     assert items.biou.tolist() == pytest.approx([e[2] for e in expected], abs=1e-12)
 
 
-def test_center_clicks_and_mask_choices(tiny_model, synthetic_roots, tmp_path):
-    """Follow-up clicks add one RITM click per round; oracle is never below the predicted-IoU choice."""
-    root = str(synthetic_roots["demo"])
-    runs = {}
-    for choice in ("predicted_iou", "oracle", "single"):
-        out = tmp_path / choice
-        assert main(["run", "--task", "miou", "--model", "tiny", "--dataset", "demo", "--data-root", root,
-                     "--out", str(out), "--limit", "1", "--prompt", "center", "--clicks", "3",
-                     "--mask-choice", choice]) == 0
-        runs[choice] = pd.read_csv(out / "miou" / "demo" / "items.csv")
-    assert (runs["predicted_iou"].clicks <= 3).all() and (runs["predicted_iou"].clicks >= 1).all()
-    assert "center + 2 RITM click(s), single output" in (tmp_path / "single" / "report.md").read_text()
+def test_center_clicks_match_efficientvit_sam_loop_with_sam_predictor(tiny_model, synthetic_roots):
+    """--prompt center --clicks 2 equals EfficientViT-SAM's run_point: each round adds the RITM click
+    against the previous mask and predicts with all clicks, multimask on, highest predicted IoU."""
+    sample = open_dataset("demo", str(synthetic_roots["demo"]), limit=1).get(0)
+    image, gts = sample.load_image(), [o.mask for o in sample.objects]
+    boxes = np.array([o.box for o in sample.objects])
+    embedding = tiny_model.encode(image)
+    results = {choice: prompted_session(tiny_model, embedding, gts, boxes, None, "center", rounds, choice)
+               for choice, rounds in (("predicted_iou", 2), ("oracle", 1))}
+    predictor = SamPredictor(tiny_model.model)
+    predictor.set_image(image)
+    for gt, got in zip(gts, results["predicted_iou"]):
+        clicks, mask = [], None
+        for _ in range(2):
+            click = next_click(gt, mask, None, [(c.x, c.y) for c in clicks])
+            clicks.append(click)
+            masks, scores, _ = predictor.predict(np.array([[c.x, c.y] for c in clicks], float),
+                                                 np.array([int(c.positive) for c in clicks]), multimask_output=True)
+            mask = masks[int(np.argmax(scores))]
+        assert got.clicks == clicks
+        assert got.ious[-1] == pytest.approx(np.count_nonzero(mask & gt) / np.count_nonzero(mask | gt), abs=1e-12)
+        assert got.bious[-1] == pytest.approx(reference_boundary_iou(gt, mask), abs=1e-12)
+    for best, argmax in zip(results["oracle"], results["predicted_iou"]):
+        assert best.ious[0] >= argmax.ious[0]  # same first click: the oracle picks the best of the same 3
     with pytest.raises(ConfigError, match="prompt"):
         MiouOptions(prompt="corner")
 
