@@ -25,6 +25,7 @@ import torch
 from ..core.types import Prompts
 from ..data.coco_results import PerImageResults, encode_masks, load_detections
 from ..data.types import ImageSample
+from ..detect import read_source_note
 from ..errors import ConfigError, DataError
 from ..metrics.coco import SegmEvaluator, image_ground_truth
 from ..models.base import PromptableSegmenter, require
@@ -48,6 +49,7 @@ class InstancesOptions:
     refine: bool = True  # 2nd decoder pass: box + low-res logits of the most confident mask
     score: str = "detector"  # detector | predicted_iou | detector_x_predicted_iou
     max_dets: Optional[int] = None  # None: the official 100 per image and category (COCO) / 300 per image (LVIS)
+    box_source: Optional[str] = None  # label of the boxes, e.g. ViTDet-H; default: `detect`'s note, else the file name
 
 
 def coco_image_id(sample: ImageSample) -> Any:
@@ -173,9 +175,24 @@ class InstancesTask(Task):
                 self._detections_sha = digest.hexdigest()
             desc["detections"] = str(Path(self.options.detections).resolve())
             desc["detections_sha256"] = self._detections_sha
+        desc["box_source"] = self.box_source_label()
+        if self.options.detections and not self.options.box_source:
+            desc["box_source_note"] = read_source_note(self.options.detections)
         desc["mask_choice"] = "highest predicted IoU of 3 (multimask), then " + (
             "one refinement pass (box + its low-res logits)" if self.options.refine else "no refinement")
         return desc
+
+    def box_source_label(self) -> str:
+        """What the boxes are, as printed beside AP: the option, `detect`'s note, or a fallback."""
+        o = self.options
+        if o.box_source:
+            return o.box_source
+        if o.boxes == "gt":
+            return "ground-truth boxes"
+        if o.detector:
+            return f"detectron2:{Path(o.detector[len('detectron2:'):].partition(':')[0]).stem}"
+        note = read_source_note(o.detections)
+        return note["box_source"] if note else f"unlabelled detections ({Path(o.detections).name})"
 
     def setup(self, ctx: RunContext) -> None:
         categories = dataset_categories(ctx, self.name)
@@ -258,7 +275,12 @@ class InstancesTask(Task):
         cols = ref["columns"]  # AP APs APm APl
         header = [f"COCO {c}" for c in cols] + [f"LVIS {c}" for c in cols]
         rows: dict[str, dict[str, float]] = {}
-        for method in ref["coco"]:
+        sources = {e.record.get("task_options", {}).get("box_source") or
+                   ("ground-truth boxes" if e.record.get("task_options", {}).get("boxes") == "gt"
+                    else "detector boxes") for e in entries}
+        # The paper prompts with ViTDet-H boxes: its rows sit beside runs whose boxes say ViTDet.
+        vitdet = any("vitdet" in s.lower() for s in sources)
+        for method in ref["coco"] if vitdet else []:
             label = f"{method} (paper)"
             rows[label] = {f"COCO {c}": v for c, v in zip(cols, ref["coco"][method])}
             rows[label].update({f"LVIS {c}": v for c, v in zip(cols, ref["lvis"].get(method, []))})
@@ -266,7 +288,7 @@ class InstancesTask(Task):
         for e in entries:
             opts = e.record.get("task_options", {})
             lvis = "APr" in e.metrics or e.dataset.startswith("lvis")
-            source = "gt boxes" if opts.get("boxes") == "gt" else "detector boxes"
+            source = opts.get("box_source") or ("ground-truth boxes" if opts.get("boxes") == "gt" else "detector boxes")
             label = f"{e.run_label}, {source}"
             if e.dataset not in ("coco", "lvis_v1"):
                 label += f" [{e.dataset}]"
@@ -277,8 +299,10 @@ class InstancesTask(Task):
         table.index.name = "method"
         lines = [f"## {cls.title}", "",
                  "Mask AP (%) with boxes as prompts; the paper prompts SAM ViT-H with ViTDet-H boxes. "
-                 "COCO: pycocotools; LVIS v1: lvis-api (300 detections per image).", "",
-                 markdown_table(table), "", "All metrics (%):", ""]
+                 "COCO: pycocotools; LVIS v1: lvis-api (300 detections per image). Box sources: "
+                 + "; ".join(sorted(sources)) + "." + ("" if vitdet else
+                 " The paper's rows (ViTDet-H boxes) are left out: no run here has boxes labelled ViTDet."),
+                 "", markdown_table(table), "", "All metrics (%):", ""]
         full = pd.DataFrame.from_dict(extra, orient="index")
         full.index.name = "run · dataset"
         lines.append(markdown_table(full))
