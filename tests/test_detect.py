@@ -80,3 +80,37 @@ def test_bad_weights_and_detectors_are_one_line_errors(weights, tmp_path, capsys
         err = _one_line_error(capsys, ["detect", "detectron2:cfg.yaml", "--weights", str(weights)] + base)
         assert "detectron2 is not installed" in err and "pip install" in err
     assert not (tmp_path / "d.json").exists()
+
+
+def _save_tiny_detr(directory, names: list[str], favour: int) -> None:
+    """A random DETR small enough for CPU, saved locally with its processor (nothing downloaded)."""
+    from transformers import DetrConfig, DetrForObjectDetection, DetrImageProcessor, ResNetConfig
+
+    cfg = DetrConfig(use_timm_backbone=False, use_pretrained_backbone=False,
+                     backbone_config=ResNetConfig(embedding_size=8, hidden_sizes=[8] * 4, depths=[1] * 4,
+                                                  out_features=["stage4"]),
+                     d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+                     decoder_attention_heads=2, encoder_ffn_dim=16, decoder_ffn_dim=16, num_queries=5,
+                     id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)})
+    torch.manual_seed(0)
+    model = DetrForObjectDetection(cfg)
+    with torch.no_grad():
+        model.class_labels_classifier.bias[favour] = 5.0  # every query predicts this class
+    model.save_pretrained(directory)
+    DetrImageProcessor(size={"shortest_edge": 64, "longest_edge": 96}).save_pretrained(directory)
+
+
+def test_transformers_detector_maps_class_names_to_categories(tmp_path, capsys):
+    pytest.importorskip("transformers")
+    write_coco(tmp_path / "coco", hand_built_objects()[:2], empty=0)
+    base = ["--dataset", "coco", "--data-root", str(tmp_path / "coco"), "--device", "cpu"]
+    _save_tiny_detr(tmp_path / "detr", ["zebra", "B", "a"], favour=1)  # "B" is the dataset's "b" (id 2)
+    out = tmp_path / "dets.json"
+    assert main(["detect", f"transformers:{tmp_path / 'detr'}", "--out", str(out), "--label", "tiny DETR"] + base) == 0
+    records = json.loads(out.read_text())
+    assert records and {r["category_id"] for r in records} == {2}
+    assert json.loads(source_note_path(out).read_text())["box_source"] == "tiny DETR"
+    _save_tiny_detr(tmp_path / "foreign", ["zebra", "giraffe"], favour=0)
+    assert main(["detect", f"transformers:{tmp_path / 'foreign'}", "--out", str(out)] + base) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]  # above it: transformers' loading bars
+    assert err.startswith("sam-bench: error: ") and "none of the detector's class names matches a category" in err
