@@ -175,3 +175,23 @@ def test_size_bins_match_pycocotools_at_the_bin_edges():
     assert inside[1024.0] == {"small", "medium"} and inside[9216.0] == {"medium", "large"}
     for area in areas:
         assert set(size_bins(area)) == inside[area], area
+
+
+def test_void_pixels_are_excluded_from_iou_and_boundary_iou(tmp_path):
+    """GrabCut layout: an L-shaped object whose missing corner is void (128). The filled box covers
+    the L plus the void corner, so without void it is a perfect mask: IoU and boundary IoU 1."""
+    (tmp_path / "data_GT").mkdir()
+    (tmp_path / "boundary_GT").mkdir()
+    cv2.imwrite(str(tmp_path / "data_GT" / "a.jpg"), np.full((40, 50, 3), 90, np.uint8))
+    trimap = np.zeros((40, 50), np.uint8)
+    trimap[10:30, 10:40] = 255
+    trimap[10:20, 25:40] = 128  # the void corner
+    cv2.imwrite(str(tmp_path / "boundary_GT" / "a.bmp"), trimap)
+    out = tmp_path / "out"
+    assert main(["run", "--task", "miou", "--model", "box", "--dataset", "grabcut", "--data-root",
+                 str(tmp_path), "--out", str(out)]) == 0
+    items = pd.read_csv(out / "miou" / "grabcut" / "items.csv")
+    assert items.iou.tolist() == [1.0] and items.biou.tolist() == [1.0]
+    l_shape, box = trimap == 255, np.zeros((40, 50), bool)
+    box[10:30, 10:40] = True
+    assert np.count_nonzero(l_shape) / np.count_nonzero(box) < 1.0  # what counting void would give

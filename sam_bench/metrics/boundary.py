@@ -43,8 +43,8 @@ def mask_boundary(mask: np.ndarray, dilation: int) -> np.ndarray:
 
 
 def boundary_iou(gt: np.ndarray, pred: np.ndarray, ratio: float = DILATION_RATIO,
-                 valid: Optional[np.ndarray] = None, gt_boundary: Optional[np.ndarray] = None) -> float:
-    """Boundary IoU of two (H, W) masks; pixels outside `valid` (void) are not counted.
+                 gt_boundary: Optional[np.ndarray] = None) -> float:
+    """Boundary IoU of two (H, W) masks (tasks remove void pixels from both masks first).
 
     `gt_boundary` may pass a precomputed boundary of `gt` (it is reused across clicks). Two empty
     boundaries give 1.0 (nothing to get wrong), as the point task's IoU does for empty unions.
@@ -52,7 +52,5 @@ def boundary_iou(gt: np.ndarray, pred: np.ndarray, ratio: float = DILATION_RATIO
     d = boundary_width(*np.shape(gt), ratio=ratio)
     g = mask_boundary(gt, d) if gt_boundary is None else gt_boundary
     p = mask_boundary(pred, d)
-    if valid is not None:
-        g, p = g & valid, p & valid
     union = np.count_nonzero(g | p)
     return float(np.count_nonzero(g & p)) / union if union else 1.0

@@ -77,8 +77,8 @@ def prompted_session(model: PromptableSegmenter, embedding: ImageEmbedding, gts:
         for result, first in zip(results, first_clicks(prompt, gts, ignore, rng)):
             result.clicks += first
     width = boundary_width(*gts[0].shape)
-    with timed("metric"):
-        gt_boundaries = [mask_boundary(gt, width) for gt in gts]
+    with timed("metric"):  # void removed from both masks before their boundaries (a perfect mask scores 1)
+        gt_boundaries = [mask_boundary(gt if valid is None else gt & valid, width) for gt in gts]
     use_box = prompt.startswith("box")
     pred_masks: list[Optional[np.ndarray]] = [None] * len(gts)
     active = list(range(len(gts)))
@@ -109,7 +109,7 @@ def prompted_session(model: PromptableSegmenter, embedding: ImageEmbedding, gts:
             for i, k in enumerate(active):
                 results[k].ious.append(float(ious[i]))
                 results[k].pred_ious.append(float(pred_iou[i]))
-                results[k].bious.append(boundary_iou(gts[k], kept[i], valid=valid, gt_boundary=gt_boundaries[k]))
+                results[k].bious.append(boundary_iou(gts[k], kept[i], gt_boundary=gt_boundaries[k]))
                 pred_masks[k] = kept[i]
     return results
 
@@ -117,7 +117,7 @@ def prompted_session(model: PromptableSegmenter, embedding: ImageEmbedding, gts:
 def _score(model: PromptableSegmenter, embedding: ImageEmbedding, low_res: torch.Tensor,
            iou_predictions: torch.Tensor, gts: list[np.ndarray], valid: Optional[np.ndarray],
            objects: list[int], mask_choice: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(IoU, predicted IoU, full-res mask) of the kept candidate of each prompt; IoU without void.
+    """(IoU, predicted IoU, full-res mask) of the kept candidate of each prompt, void pixels removed.
 
     Candidates are upsampled in chunks that bound memory; IoUs are counted on the decoder's device.
     """
@@ -127,12 +127,11 @@ def _score(model: PromptableSegmenter, embedding: ImageEmbedding, low_res: torch
     ious, preds, kept = [], [], []
     for start in range(0, n, step):
         sl = slice(start, start + step)
-        raw = model.upsample(embedding, low_res[sl]) > model.mask_threshold  # (c, M, H, W)
-        gt = torch.from_numpy(np.stack([gts[k] for k in objects[sl]])).to(raw.device)[:, None]
-        pred = raw
-        if valid is not None:
-            valid_t = torch.from_numpy(valid).to(raw.device)
-            pred, gt = raw & valid_t, gt & valid_t
+        pred = model.upsample(embedding, low_res[sl]) > model.mask_threshold  # (c, M, H, W)
+        gt = torch.from_numpy(np.stack([gts[k] for k in objects[sl]])).to(pred.device)[:, None]
+        if valid is not None:  # ground truth and prediction both without void, as the point task
+            valid_t = torch.from_numpy(valid).to(pred.device)
+            pred, gt = pred & valid_t, gt & valid_t
         inter = (pred & gt).flatten(2).sum(2)
         union = (pred | gt).flatten(2).sum(2)
         cand = torch.where(union > 0, inter.double() / union.clamp(min=1), 1.0)
@@ -141,5 +140,5 @@ def _score(model: PromptableSegmenter, embedding: ImageEmbedding, low_res: torch
         rows = torch.arange(len(pick), device=pred.device)
         ious.append(cand[rows, pick].cpu())
         preds.append(score[rows, pick].cpu())
-        kept.append(raw[rows, pick].cpu().numpy())  # boundary of the whole mask; void masked later
+        kept.append(pred[rows, pick].cpu().numpy())
     return torch.cat(ious).numpy(), torch.cat(preds).numpy(), np.concatenate(kept)
