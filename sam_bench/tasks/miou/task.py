@@ -5,7 +5,9 @@ ground-truth box or clicks on COCO / LVIS / SA-1B; HQ-SAM: box, single output, m
 IoU on DIS5K / COIFT / HRSOD / ThinObject-5K). Every non-crowd instance with a non-empty mask is
 prompted (see session.py); the kept mask's IoU and boundary IoU (dilation 0.02 of the image
 diagonal) against the instance's mask are averaged over instances, and per COCO size bin of the
-annotation's area (metrics/miou.py). Crowd annotations and empty masks are excluded and counted.
+annotation's area (metrics/miou.py). Crowd annotations (`iscrowd`, kept as objects by the COCO and
+LVIS configs' `crowd: keep`) and empty masks are excluded and counted; a reader that merges crowd
+regions into the ignore mask (`crowd: ignore`) makes them void pixels instead, uncounted.
 """
 from __future__ import annotations
 
