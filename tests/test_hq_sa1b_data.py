@@ -136,3 +136,14 @@ def test_miou_report_hq_table(tmp_path):
     assert "### High-quality sets: mIoU / mBIoU (%) (HQ-SAM's layout)" in report
     assert "| box | 100.0 | 100.0 | - | - |" in report
     assert "| HQ-SAM ViT-L (published) | - | - | 89.1 | 81.8 |" in report
+
+
+def test_miou_on_sa1b_subset(tmp_path):
+    """Class-agnostic SA-1B masks through the task: filled boxes of rectangles and one-pixel lines."""
+    write_sa1b(tmp_path / "sa1b")
+    out = tmp_path / "out"
+    assert main(["run", "--task", "miou", "--model", "box", "--dataset", "sa1b", "--data-root",
+                 str(tmp_path / "sa1b"), "--out", str(out), "--limit", "2"]) == 0
+    metrics = json.loads((out / "miou" / "sa1b" / "metrics.json").read_text())
+    assert metrics["instances"] == 4 and metrics["mIoU"] == 1.0 and metrics["mBIoU"] == 1.0
+    assert not (out / "miou" / "sa1b" / "categories.csv").exists()  # SA-1B has no categories
