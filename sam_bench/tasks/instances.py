@@ -131,6 +131,12 @@ class Detectron2Boxes:
         return xywh, self.category_ids[classes].astype(np.int64), inst.scores.numpy().astype(np.float64)
 
 
+def _box_source(entry: ReportEntry) -> str:
+    """The box source a run recorded (runs from before box sources were recorded: the kind)."""
+    opts = entry.record.get("task_options", {})
+    return opts.get("box_source") or ("ground-truth boxes" if opts.get("boxes") == "gt" else "detector boxes")
+
+
 @TASKS.register("instances", help="instance segmentation from detector boxes, COCO/LVIS mask AP (Table 5)")
 class InstancesTask(Task):
     name = "instances"
@@ -275,9 +281,7 @@ class InstancesTask(Task):
         cols = ref["columns"]  # AP APs APm APl
         header = [f"COCO {c}" for c in cols] + [f"LVIS {c}" for c in cols]
         rows: dict[str, dict[str, float]] = {}
-        sources = {e.record.get("task_options", {}).get("box_source") or
-                   ("ground-truth boxes" if e.record.get("task_options", {}).get("boxes") == "gt"
-                    else "detector boxes") for e in entries}
+        sources = {_box_source(e) for e in entries}
         # The paper prompts with ViTDet-H boxes: its rows sit beside runs whose boxes say ViTDet.
         vitdet = any("vitdet" in s.lower() for s in sources)
         for method in ref["coco"] if vitdet else []:
@@ -286,10 +290,8 @@ class InstancesTask(Task):
             rows[label].update({f"LVIS {c}": v for c, v in zip(cols, ref["lvis"].get(method, []))})
         extra = {}
         for e in entries:
-            opts = e.record.get("task_options", {})
             lvis = "APr" in e.metrics or e.dataset.startswith("lvis")
-            source = opts.get("box_source") or ("ground-truth boxes" if opts.get("boxes") == "gt" else "detector boxes")
-            label = f"{e.run_label}, {source}"
+            label = f"{e.run_label}, {_box_source(e)}"
             if e.dataset not in ("coco", "lvis_v1"):
                 label += f" [{e.dataset}]"
             group = "LVIS" if lvis else "COCO"
