@@ -210,6 +210,7 @@ def test_cli_instances_tiny_on_coco_layout(coco_root, tmp_path, capsys):
     report = (out / "report.md").read_text()
     assert "Table 5" in report and "| ViTDet-H (paper) | 51.0 | 32.0 | 54.3 | 68.9 | 46.6 | 35.0 | 58.0 | 66.3 |" in report
     assert "| tiny (untrained), ViTDet-H (jittered gt) |" in report  # labelled ViTDet: paper rows beside
+    assert "| EfficientViT-SAM-XL1 (published) | 47.8 | - | - | - | 44.4 | - | - | - |" in report
 
 
 def test_box_model_rejects_points_and_fills_boxes():

@@ -29,7 +29,7 @@ from ..detect import read_source_note
 from ..errors import ConfigError, DataError
 from ..metrics.coco import SegmEvaluator, image_ground_truth
 from ..models.base import PromptableSegmenter, require
-from ..reference import paper
+from ..reference import paper, peers
 from ..registry import TASKS
 from ..reporting import markdown_table
 from .base import ImageResult, ReportEntry, RunContext, Task
@@ -288,6 +288,10 @@ class InstancesTask(Task):
             label = f"{method} (paper)"
             rows[label] = {f"COCO {c}": v for c, v in zip(cols, ref["coco"][method])}
             rows[label].update({f"LVIS {c}": v for c, v in zip(cols, ref["lvis"].get(method, []))})
+        published = peers()["vitdet_box_prompted_mask_ap"]
+        for method, values in (published.items() if vitdet else []):
+            if method not in ("source", "columns"):
+                rows[f"{method} (published)"] = {c: v for c, v in zip(published["columns"], values) if v is not None}
         extra = {}
         for e in entries:
             lvis = "APr" in e.metrics or e.dataset.startswith("lvis")
@@ -303,7 +307,9 @@ class InstancesTask(Task):
                  "Mask AP (%) with boxes as prompts; the paper prompts SAM ViT-H with ViTDet-H boxes. "
                  "COCO: pycocotools; LVIS v1: lvis-api (300 detections per image). Box sources: "
                  + "; ".join(sorted(sources)) + "." + ("" if vitdet else
-                 " The paper's rows (ViTDet-H boxes) are left out: no run here has boxes labelled ViTDet."),
+                 " The paper's rows (ViTDet-H boxes) are left out: no run here has boxes labelled ViTDet.")
+                 + (" '(published)': SAM-family models prompted by ViTDet-H boxes, from the EfficientViT-SAM and "
+                    "EdgeSAM READMEs." if vitdet else ""),
                  "", markdown_table(table), "", "All metrics (%):", ""]
         full = pd.DataFrame.from_dict(extra, orient="index")
         full.index.name = "run · dataset"
