@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 
 from ...reference import peers
-from ...reporting import markdown_table
-from ..base import ReportEntry
+from ...reporting.entry import ReportEntry
+from ...reporting.markdown import markdown_table
 
 SIZES = ("all", "large", "medium", "small")
 HQ_SETS = ("dis5k", "coift", "hrsod", "thinobject5k")

@@ -24,7 +24,9 @@ from ...metrics.boundary import DILATION_RATIO
 from ...metrics.miou import size_bins, miou_metrics
 from ...models.base import PromptableSegmenter, require
 from ...registry import TASKS
-from ..base import ImageResult, ReportEntry, RunContext, Task
+from ...engine.context import ImageResult, RunContext
+from ...reporting.entry import ReportEntry
+from ..base import Task
 from .session import MASK_CHOICES, PROMPTS, prompted_session
 
 
@@ -77,7 +79,7 @@ class MiouTask(Task):
         image = sample.load_image()
         if image.shape[:2] != shape:
             raise DataError(f"{where}: pixels {image.shape[:2]} != declared {shape}")
-        embedding = ctx.embed(image, self.name)
+        embedding = ctx.embed(image)
         opts = self.options
         rng = ctx.rng(sample.image_id, "miou-random-click") if opts.prompt == "random" else None
         boxes = np.array([o.box for o in targets], np.float64)
