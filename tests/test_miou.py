@@ -195,3 +195,26 @@ def test_void_pixels_are_excluded_from_iou_and_boundary_iou(tmp_path):
     l_shape, box = trimap == 255, np.zeros((40, 50), bool)
     box[10:30, 10:40] = True
     assert np.count_nonzero(l_shape) / np.count_nonzero(box) < 1.0  # what counting void would give
+
+
+def test_random_and_box_center_prompts_with_an_oracle():
+    """An oracle answering each prompt with its ground-truth mask: every prompt kind gives IoU 1;
+    random clicks lie inside their object and repeat with the seed."""
+    from coco_builders import OracleSegmenter, image_key
+
+    objects = [m for m, _, crowd in hand_built_objects() if not crowd][:3]  # disjoint masks
+    image = np.zeros((H, W, 3), np.uint8)
+    model = OracleSegmenter({image_key(image): objects})
+    embedding = model.encode(image)
+    boxes = np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+                      for ys, xs in (np.nonzero(m) for m in objects)], np.float64)
+    runs = [prompted_session(model, embedding, objects, boxes, None, "random", rng=np.random.default_rng(seed))
+            for seed in (5, 5, 6)]
+    for gt, res in zip(objects, runs[0]):
+        (click,) = res.clicks
+        assert gt[click.y, click.x] and click.positive and res.ious == [1.0] and res.bious == [1.0]
+    assert [r.clicks for r in runs[0]] == [r.clicks for r in runs[1]] != [r.clicks for r in runs[2]]
+    both = prompted_session(model, embedding, objects, boxes, None, "box+center", mask_choice="single")
+    assert [r.ious for r in both] == [[1.0]] * 3
+    prompts, multimask = model.calls[-1]
+    assert prompts.boxes.shape == (3, 4) and prompts.points.shape == (3, 1, 2) and not multimask
