@@ -104,8 +104,10 @@ def torchvision_source(name: str, weights: Optional[str], device: torch.device,
 
 def transformers_source(directory: str, device: torch.device, categories: list[dict[str, Any]]) -> DetectorSource:
     """`transformers:<local directory>` holding a saved object-detection model and its processor."""
-    from transformers import AutoImageProcessor, AutoModelForObjectDetection
-
+    try:
+        from transformers import AutoImageProcessor, AutoModelForObjectDetection
+    except ImportError:
+        raise ConfigError("transformers is not installed: pip install transformers") from None
     path = Path(directory)
     if not path.is_dir():
         raise CheckpointError(f"{path}: transformers model directory not found")
