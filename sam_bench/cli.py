@@ -1,4 +1,4 @@
-"""Command line: `run`, `report`, `list`, `data check`, `--demo` (also installed as `sam-bench`)."""
+"""Command line: `run`, `report`, `list`, `data check`, `detect`, `--demo` (also installed as `sam-bench`)."""
 from __future__ import annotations
 
 import argparse
@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model")
     run.add_argument("--dataset")
     run.add_argument("--checkpoint")
+    run.add_argument("--model-args", dest="model_args", help="key=value,... handed to the model factory")
     run.add_argument("--data-root", dest="data_root")
     run.add_argument("--split")
     run.add_argument("--out")
@@ -70,6 +71,17 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("dataset")
     check.add_argument("--data-root", dest="data_root", required=True)
     check.add_argument("--split")
+
+    det = sub.add_parser("detect", help="write a COCO results (boxes) file from a detector, for instances --detections")
+    det.add_argument("detector", help="torchvision:NAME (with --weights), transformers:DIR or detectron2:CONFIG (with --weights)")
+    det.add_argument("--weights", help="local weights file (torchvision state dict, detectron2 checkpoint)")
+    det.add_argument("--dataset", required=True)
+    det.add_argument("--data-root", dest="data_root", required=True)
+    det.add_argument("--split")
+    det.add_argument("--limit", type=int)
+    det.add_argument("--out", required=True, help="results json to write (a <stem>.source.json note goes beside it)")
+    det.add_argument("--label", help="box-source label printed beside AP (e.g. ViTDet-H); default: the detector spec")
+    det.add_argument("--device")
     return parser
 
 
@@ -102,13 +114,14 @@ def dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: l
         print(f"demo finished: report at {report}; per-task results under {report.parent}")
         return 0
     if args.command == "run":
-        from .config import load_run_config
+        from .config import load_run_config, parse_model_args
         from .runner import run
 
         overrides = {k: getattr(args, k) for k in (
             "task", "model", "dataset", "checkpoint", "data_root", "split", "out", "limit", "cache_dir",
             "device", "precision", "batch_size", "seed", "label", "fresh")}
         overrides["options"] = parse_task_options(extra)
+        overrides["model_args"] = parse_model_args(args.model_args)
         cfg = load_run_config(args.config, overrides)
         metrics = run(cfg)
         width = max((len(k) for k in metrics), default=0)
@@ -120,6 +133,13 @@ def dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: l
         from .api import report
 
         print(f"report written to {report(args.dirs, args.out)}")
+        return 0
+    if args.command == "detect":
+        from .detect import run_detect
+
+        path = run_detect(args.detector, args.dataset, args.data_root, args.out, args.weights, args.split,
+                          args.limit, args.device or "auto", args.label)
+        print(f"detections written to {path}; use: run --task instances --detections {path}")
         return 0
     if args.command == "list":
         return list_entries(args.what)

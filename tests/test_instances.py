@@ -19,7 +19,7 @@ from sam_bench.errors import ConfigError, DataError
 from sam_bench.models.base import PromptableSegmenter
 from sam_bench.models.box import BoxSegmenter
 from sam_bench.runner import run
-from sam_bench.tasks.base import RunContext
+from sam_bench.engine.context import RunContext
 from sam_bench.tasks.instances import InstancesOptions, InstancesTask
 
 COCO_LAYOUT = {"annotations": "annotations/instances_val2017.json", "images": "val2017"}
@@ -61,7 +61,7 @@ def write_detections(path: Path, data: dict, seed: int, jitter: float = 1.0, fal
 
 def run_task(dataset: str, root: Path, out: Path, model: str, monkeypatch=None, oracle=None, **options):
     if oracle is not None:
-        monkeypatch.setattr("sam_bench.runner.build_model", lambda cfg, device: oracle)
+        monkeypatch.setattr("sam_bench.runner.build_model", lambda cfg, device, cache=None: oracle)
     cfg = RunConfig(task="instances", model=model, dataset=dataset, data_root=str(root), out=str(out),
                     device="cpu", options=options)
     metrics = run(cfg)
@@ -196,7 +196,8 @@ def test_cli_instances_tiny_on_coco_layout(coco_root, tmp_path, capsys):
     write_detections(tmp_path / "dets.json", built["data"], seed=7, false_positives=1)
     out = tmp_path / "O"
     rc = cli_main(["run", "--task", "instances", "--model", "tiny", "--dataset", "coco", "--data-root", str(root),
-                   "--detections", str(tmp_path / "dets.json"), "--out", str(out), "--limit", "1", "--device", "cpu"])
+                   "--detections", str(tmp_path / "dets.json"), "--out", str(out), "--limit", "1", "--device", "cpu",
+                   "--box-source", "ViTDet-H (jittered gt)"])
     assert rc == 0, capsys.readouterr().err
     task_dir = out / "instances" / "coco"
     metrics = json.loads((task_dir / "metrics.json").read_text())
@@ -208,7 +209,8 @@ def test_cli_instances_tiny_on_coco_layout(coco_root, tmp_path, capsys):
                        if v > -1}
     report = (out / "report.md").read_text()
     assert "Table 5" in report and "| ViTDet-H (paper) | 51.0 | 32.0 | 54.3 | 68.9 | 46.6 | 35.0 | 58.0 | 66.3 |" in report
-    assert "| tiny (untrained), detector boxes |" in report
+    assert "| tiny (untrained), ViTDet-H (jittered gt) |" in report  # labelled ViTDet: paper rows beside
+    assert "| EfficientViT-SAM-XL1 (published) | 47.8 | - | - | - | 44.4 | - | - | - |" in report
 
 
 def test_box_model_rejects_points_and_fills_boxes():

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from sam_bench.cli import main
-from sam_bench.tasks.base import ReportEntry
-from sam_bench.tasks.point import PointTask
+from sam_bench.reporting.entry import ReportEntry
+from sam_bench.tasks.point.task import PointTask
 
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = ["mIoU@1", "mIoU@2", "mIoU@3", "mIoU@5", "mIoU@9", "oracle_mIoU@1", "NoC@85", "NoC@90", "NoF@90"]
@@ -28,6 +28,7 @@ def check_outputs(out: Path, n_images: int, max_clicks: int) -> dict:
     assert items[items.click > 1].iou_oracle.isna().all()
     # metrics.json is the mean of the per-click IoUs in items.csv (objects here never stop early).
     assert metrics["mIoU@1"] == pytest.approx(first.iou.mean(), abs=1e-12)
+    assert metrics["mBIoU@1"] == pytest.approx(first.biou.mean(), abs=1e-12)
     assert (task_dir / "miou_curve.png").stat().st_size > 1000
     report = (out / "report.md").read_text()
     assert "## Point-prompted valid masks" in report and "point/grabcut/miou_curve.png" in report

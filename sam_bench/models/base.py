@@ -24,7 +24,8 @@ class PromptableSegmenter(Model):
     """Encode an image once, then decode any number of prompt batches against it."""
 
     mask_threshold: float = 0.0
-    #: Identity of weights + preprocessing for the embedding cache; None disables caching.
+    #: Identity of weights + preprocessing + precision for the embedding cache (models/cached.py);
+    #: None disables caching. Cacheable segmenters keep their features as a dict of tensors.
     cache_fingerprint: str | None = None
 
     @abstractmethod
@@ -38,16 +39,6 @@ class PromptableSegmenter(Model):
     @abstractmethod
     def upsample(self, embedding: ImageEmbedding, low_res_logits: torch.Tensor) -> torch.Tensor:
         """(B, M, h, w) low-res logits -> (B, M, H, W) logits at the original image size."""
-
-    def embedding_to_cache(self, embedding: ImageEmbedding) -> dict[str, np.ndarray]:
-        raise NotImplementedError
-
-    def embedding_from_cache(self, arrays: dict[str, np.ndarray]) -> ImageEmbedding:
-        raise NotImplementedError
-
-    def round_embedding(self, embedding: ImageEmbedding) -> ImageEmbedding:
-        """Apply the cache's storage precision so a cache miss decodes exactly like a hit."""
-        return embedding
 
 
 class EdgeDetector(Model):
@@ -66,3 +57,12 @@ def require(model: object, capability: type[C], task: str) -> C:
         name = getattr(getattr(model, "info", None), "name", type(model).__name__)
         raise ConfigError(f"model '{name}' cannot run task '{task}': it is not a {capability.__name__}")
     return model
+
+
+def weight_free(name: str, checkpoint: str | None, model_args: dict[str, object]) -> None:
+    """Factories of models without weights or settings reject a checkpoint or --model-args
+    instead of silently ignoring them."""
+    if checkpoint:
+        raise ConfigError(f"model '{name}' takes no --checkpoint (it has no weights); got {checkpoint}")
+    if model_args:
+        raise ConfigError(f"model '{name}' takes no --model-args; got {sorted(model_args)}")
