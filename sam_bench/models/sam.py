@@ -36,6 +36,12 @@ TINY_ARCHITECTURE = SamArchitecture(
 
 
 class SamSegmenter(PromptableSegmenter):
+    """SAM-1-style predictor harness; SAM-1-like families (HQ-SAM, MobileSAM) pass their own
+    official model object and, where their encoder or decoder signature differs, override
+    `_encoder_features` / `_mask_decoder`."""
+
+    family = "sam"
+
     def __init__(self, sam: Sam, info: ModelInfo, weights_sha256: str, device: torch.device,
                  precision: str = "fp32", batch_size: int | None = None) -> None:
         self.model = sam.to(device).eval()
@@ -45,7 +51,21 @@ class SamSegmenter(PromptableSegmenter):
         self.batch_size = batch_size or default_batch_size(device)
         self.transform = ResizeLongestSide(sam.image_encoder.img_size)
         # Preprocessing is part of the identity: same weights with another input size differ.
-        self.cache_fingerprint = f"sam|{weights_sha256}|resize{sam.image_encoder.img_size}|pil-bilinear|{precision}"
+        self.cache_fingerprint = (f"{self.family}|{weights_sha256}|resize{sam.image_encoder.img_size}"
+                                  f"|pil-bilinear|{precision}")
+
+    def _encoder_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"image_embed": self.model.image_encoder(x)}
+
+    def _mask_decoder(self, features: dict[str, torch.Tensor], sparse: torch.Tensor, dense: torch.Tensor,
+                      multimask: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model.mask_decoder(
+            image_embeddings=features["image_embed"],
+            image_pe=self.model.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=multimask,
+        )
 
     @torch.no_grad()
     def encode(self, image: np.ndarray) -> ImageEmbedding:
@@ -53,8 +73,9 @@ class SamSegmenter(PromptableSegmenter):
         resized = self.transform.apply_image(image)
         x = torch.as_tensor(resized, device=self.device).permute(2, 0, 1).contiguous()[None]
         with autocast(self.device, self.precision):
-            features = self.model.image_encoder(self.model.preprocess(x))
-        return ImageEmbedding(features.float(), tuple(image.shape[:2]), tuple(x.shape[-2:]))
+            features = self._encoder_features(self.model.preprocess(x))
+        return ImageEmbedding({k: v.float() for k, v in features.items()}, tuple(image.shape[:2]),
+                              tuple(x.shape[-2:]))
 
     @torch.no_grad()
     def decode(self, embedding: ImageEmbedding, prompts: Prompts, multimask: bool) -> Decoded:
@@ -77,15 +98,10 @@ class SamSegmenter(PromptableSegmenter):
                                     dtype=torch.float, device=self.device)
         if prompts.mask_logits is not None:
             masks = prompts.mask_logits.to(self.device, torch.float)
+        features = {k: v.to(self.device) for k, v in embedding.features.items()}
         with autocast(self.device, self.precision):
             sparse, dense = self.model.prompt_encoder(points=points, boxes=boxes, masks=masks)
-            low_res, iou = self.model.mask_decoder(
-                image_embeddings=embedding.features.to(self.device),
-                image_pe=self.model.prompt_encoder.get_dense_pe(),
-                sparse_prompt_embeddings=sparse,
-                dense_prompt_embeddings=dense,
-                multimask_output=multimask,
-            )
+            low_res, iou = self._mask_decoder(features, sparse, dense, multimask)
         return low_res.float(), iou.float()
 
     @torch.no_grad()
@@ -94,17 +110,19 @@ class SamSegmenter(PromptableSegmenter):
                                             embedding.original_size)
 
     def embedding_to_cache(self, embedding: ImageEmbedding) -> dict[str, np.ndarray]:
-        return {"features": embedding.features.cpu().numpy().astype(np.float16),
+        return {**{f"features.{k}": v.cpu().numpy().astype(np.float16) for k, v in embedding.features.items()},
                 "original_size": np.array(embedding.original_size),
                 "input_size": np.array(embedding.input_size)}
 
     def embedding_from_cache(self, arrays: dict[str, np.ndarray]) -> ImageEmbedding:
-        features = torch.from_numpy(arrays["features"].astype(np.float32)).to(self.device)
+        features = {k.split(".", 1)[1]: torch.from_numpy(v.astype(np.float32)).to(self.device)
+                    for k, v in arrays.items() if k.startswith("features.")}
         return ImageEmbedding(features, tuple(int(v) for v in arrays["original_size"]),
                               tuple(int(v) for v in arrays["input_size"]))
 
     def round_embedding(self, embedding: ImageEmbedding) -> ImageEmbedding:
-        return ImageEmbedding(embedding.features.half().float(), embedding.original_size, embedding.input_size)
+        return ImageEmbedding({k: v.half().float() for k, v in embedding.features.items()},
+                              embedding.original_size, embedding.input_size)
 
 
 def make_tiny_sam(seed: int = 0) -> Sam:
