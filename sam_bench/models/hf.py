@@ -80,7 +80,8 @@ class HFSegmenter(PromptableSegmenter):
         original = tuple(int(v) for v in inputs["original_sizes"][0])
         reshaped = (tuple(int(v) for v in inputs["reshaped_input_sizes"][0]) if "reshaped_input_sizes" in inputs
                     else tuple(inputs["pixel_values"].shape[-2:]))
-        return ImageEmbedding({k: v.float() for k, v in features.items()}, original, reshaped)
+        # Contiguous, as a cached copy comes back (kernels on another memory layout round differently).
+        return ImageEmbedding({k: v.float().contiguous() for k, v in features.items()}, original, reshaped)
 
     def _coords(self, coords: np.ndarray, original_size: tuple[int, int], box: bool) -> torch.Tensor:
         """The processor's own rescaling of original-image coordinates to the model's input frame."""

@@ -74,7 +74,9 @@ class SamSegmenter(PromptableSegmenter):
         x = torch.as_tensor(resized, device=self.device).permute(2, 0, 1).contiguous()[None]
         with autocast(self.device, self.precision):
             features = self._encoder_features(self.model.preprocess(x))
-        return ImageEmbedding({k: v.float() for k, v in features.items()}, tuple(image.shape[:2]),
+        # Contiguous: a cached copy comes back contiguous, and kernels on another memory layout
+        # round differently (HQ-SAM's intermediate map is a channels-last view).
+        return ImageEmbedding({k: v.float().contiguous() for k, v in features.items()}, tuple(image.shape[:2]),
                               tuple(x.shape[-2:]))
 
     @torch.no_grad()
