@@ -20,14 +20,15 @@ class Backend:
     module: str  # import name
     pip_name: str  # PyPI distribution(s)
     extra: str  # sam-bench extra that installs it
+    needs: tuple[str, ...] = ()  # further imports the package needs but does not declare (timm)
 
 
 BACKENDS: dict[str, Backend] = {}
 
 
-def declare_backend(model: str, module: str, pip_name: str, extra: str) -> None:
+def declare_backend(model: str, module: str, pip_name: str, extra: str, needs: tuple[str, ...] = ()) -> None:
     """Record that registered model `model` needs `module` (installed by `pip install sam-bench[extra]`)."""
-    BACKENDS[model] = Backend(module, pip_name, extra)
+    BACKENDS[model] = Backend(module, pip_name, extra, needs)
 
 
 def backend_status(model: str) -> str:
@@ -35,9 +36,10 @@ def backend_status(model: str) -> str:
     backend = BACKENDS.get(model)
     if backend is None:
         return ""
-    if importlib.util.find_spec(backend.module) is not None:
+    missing = [m for m in (backend.module, *backend.needs) if importlib.util.find_spec(m) is None]
+    if not missing:
         return f"[{backend.module}: installed]"
-    return f"[{backend.module}: missing; pip install 'sam-bench[{backend.extra}]']"
+    return f"[{', '.join(missing)}: missing; pip install 'sam-bench[{backend.extra}]']"
 
 
 def import_backend(model: str, module: str | None = None) -> ModuleType:
@@ -49,6 +51,8 @@ def import_backend(model: str, module: str | None = None) -> ModuleType:
             # timm deprecation and registry-overwrite warnings raised by the TinyViT copies of
             # segment_anything_hq and mobile_sam at import time; they are not the user's concern.
             warnings.simplefilter("ignore")
+            for needed in backend.needs:
+                importlib.import_module(needed)
             return importlib.import_module(name)
     except ImportError as exc:
         raise ConfigError(f"model '{model}' needs {backend.pip_name} ({exc.name or name} is not importable): "

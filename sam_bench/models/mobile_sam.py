@@ -18,7 +18,7 @@ from .backends import declare_backend, import_backend
 from .details import model_details
 from .sam import SamSegmenter
 
-declare_backend("mobile_sam", "mobile_sam", "mobilesam-mirror and timm", "mobile")
+declare_backend("mobile_sam", "mobile_sam", "mobilesam-mirror and timm", "mobile", needs=("timm",))
 
 
 class MobileSamSegmenter(SamSegmenter):
@@ -27,7 +27,6 @@ class MobileSamSegmenter(SamSegmenter):
 
 def load_mobile_sam(path: str | Path) -> torch.nn.Module:
     """mobile_sam.pt (plain state dict) -> mobile_sam's own vit_t Sam."""
-    import_backend("mobile_sam", "timm")
     mobile = import_backend("mobile_sam")
     state = read_state_dict(path)
     sam = mobile.sam_model_registry["vit_t"]()

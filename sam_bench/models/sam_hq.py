@@ -20,7 +20,7 @@ from .backends import declare_backend, import_backend
 from .details import model_details
 from .sam import SamSegmenter
 
-declare_backend("sam_hq", "segment_anything_hq", "segment-anything-hq", "hq")
+declare_backend("sam_hq", "segment_anything_hq", "segment-anything-hq and timm", "hq", needs=("timm",))
 
 
 class SamHQSegmenter(SamSegmenter):
