@@ -9,25 +9,9 @@ import torch
 
 from family_fidelity import (assert_cache_roundtrip, assert_click1_matches, assert_decode_matches,
                              prompt_sets, real_samples)
+from family_models import tiny_hq_sam
 
 hq = pytest.importorskip("segment_anything_hq", reason="segment-anything-hq not installed (pip install '.[hq]')")
-
-
-def tiny_hq_sam() -> torch.nn.Module:
-    """A random HQ-SAM built from the package's own classes with a tiny ViT (2 blocks, width 64)."""
-    from segment_anything_hq import modeling as m
-
-    torch.manual_seed(3)
-    encoder = m.ImageEncoderViT(depth=2, embed_dim=64, img_size=1024, mlp_ratio=4,
-                                norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), num_heads=2, patch_size=16,
-                                qkv_bias=True, use_rel_pos=True, global_attn_indexes=[1], window_size=14,
-                                out_chans=256)
-    decoder = m.MaskDecoderHQ(num_multimask_outputs=3,
-                              transformer=m.TwoWayTransformer(depth=2, embedding_dim=256, mlp_dim=2048, num_heads=8),
-                              transformer_dim=256, iou_head_depth=3, iou_head_hidden_dim=256, vit_dim=64)
-    prompt = m.PromptEncoder(embed_dim=256, image_embedding_size=(64, 64), input_image_size=(1024, 1024),
-                             mask_in_chans=16)
-    return m.Sam(image_encoder=encoder, prompt_encoder=prompt, mask_decoder=decoder).eval()
 
 
 @pytest.fixture(scope="module")

@@ -4,9 +4,10 @@
 Sam2Model or Sam3TrackerModel; the class is read from its config.json and nothing is fetched from
 the hub. Each step is the family's own transformers code: the processor preprocesses the image
 and rescales prompt coordinates, `get_image_embeddings` encodes, the model's forward decodes,
-`processor.post_process_masks` upsamples. Prompts are batched along the model's image-batch axis
-with the embedding expanded (not copied); its point-batch axis cannot carry one mask input per
-prompt (the dense embedding is added before that axis is expanded).
+`processor.post_process_masks` upsamples. Prompts are batched on the model's point-batch axis, or,
+when they carry mask inputs, on its image-batch axis with the embedding expanded (not copied):
+the point-batch axis cannot carry one mask input per prompt (the dense embedding is added to the
+image embedding before that axis is expanded).
 """
 from __future__ import annotations
 
@@ -106,18 +107,27 @@ class HFSegmenter(PromptableSegmenter):
         logits, ious = [], []
         for start in range(0, len(prompts), self.batch_size):
             chunk = prompts.select(slice(start, start + self.batch_size))
-            kwargs = self._image_inputs(embedding.features, len(chunk))
+            # Prompts go on the point-batch axis (image-level work done once) unless they carry
+            # mask inputs, which only the image-batch axis keeps apart.
+            on_points = chunk.mask_logits is None
+            kwargs = self._image_inputs(embedding.features, 1 if on_points else len(chunk))
+
+            def axis(t: torch.Tensor) -> torch.Tensor:
+                return t[None] if on_points else t[:, None]
+
             if chunk.points is not None:
-                kwargs["input_points"] = self._coords(chunk.points, embedding.original_size, False)[:, None]
-                kwargs["input_labels"] = torch.as_tensor(chunk.labels, device=self.device)[:, None]
+                kwargs["input_points"] = axis(self._coords(chunk.points, embedding.original_size, False))
+                kwargs["input_labels"] = axis(torch.as_tensor(chunk.labels, device=self.device))
             if chunk.boxes is not None:
-                kwargs["input_boxes"] = self._coords(chunk.boxes, embedding.original_size, True)[:, None]
+                kwargs["input_boxes"] = axis(self._coords(chunk.boxes, embedding.original_size, True))
             if chunk.mask_logits is not None:
                 kwargs["input_masks"] = chunk.mask_logits.to(self.device)
             with autocast(self.device, self.precision):
                 out = self.model(multimask_output=multimask, **kwargs)
-            logits.append(out.pred_masks[:, 0].float())
-            ious.append(out.iou_scores[:, 0].float())
+            masks, scores = (out.pred_masks[0], out.iou_scores[0]) if on_points else \
+                (out.pred_masks[:, 0], out.iou_scores[:, 0])
+            logits.append(masks.float())
+            ious.append(scores.float())
         return Decoded(torch.cat(logits), torch.cat(ious))
 
     @torch.no_grad()
