@@ -76,6 +76,17 @@ def test_upsample_and_click1_match_predictor(hq_setup):
     assert np.abs(model.upsample(embedding, low)[0].numpy() - logits).max() <= 1e-4
 
 
+def test_point_task_reports_no_oracle(hq_setup):
+    from sam_bench.metrics.point import point_metrics
+    from sam_bench.tasks.point import interactive_session
+
+    model, _, sample, _, embedding = hq_setup
+    traces = interactive_session(model, embedding, [o.mask for o in sample.objects], sample.ignore, max_clicks=2)
+    assert all(t.iou_oracle is None for t in traces)  # one mask under multimask: nothing to pick from
+    metrics = point_metrics(np.array([t.ious for t in traces]), None)
+    assert "oracle_mIoU@1" not in metrics and "mIoU@1" in metrics
+
+
 def test_cache_roundtrip(hq_setup, tmp_path):
     model, _, _, image, _ = hq_setup
     assert_cache_roundtrip(model, image, tmp_path)
