@@ -5,18 +5,16 @@ computed by the family's own predictor / processor + model for prompt i alone.
 """
 from __future__ import annotations
 
-from types import SimpleNamespace
 from typing import Callable
 
 import numpy as np
 import torch
 
-from sam_bench.config import RunConfig
 from sam_bench.core.cache import EmbeddingCache
 from sam_bench.core.types import ImageEmbedding, Prompts
 from sam_bench.data.registry import open_dataset
-from sam_bench.tasks.base import RunContext
-from sam_bench.tasks.point import interactive_session
+from sam_bench.models.cached import CachedSegmenter
+from sam_bench.tasks.point.task import interactive_session
 
 TOL = 1e-4
 Reference = Callable[[Prompts, int, bool], tuple[np.ndarray, np.ndarray]]
@@ -87,18 +85,16 @@ def assert_click1_matches(model, sample, embedding: ImageEmbedding,
 
 
 def assert_cache_roundtrip(model, image: np.ndarray, tmp_path) -> None:
-    """A cache hit gives exactly the masks of a (rounded) miss for this family's features."""
-    def context():
-        return RunContext(model=model, dataset=SimpleNamespace(), out_dir=None, device=torch.device("cpu"),
-                          config=RunConfig(task="t", model=model.info.name, dataset="d"),
-                          cache=EmbeddingCache(tmp_path))
-
-    miss_ctx, hit_ctx = context(), context()
-    miss = miss_ctx.embed(image)
-    hit = hit_ctx.embed(image)
-    assert (miss_ctx.cache.misses, hit_ctx.cache.hits) == (1, 1)
+    """A cache hit gives exactly the masks of a (rounded) miss for this family's features, and the
+    cached model keeps the family's capabilities."""
+    miss_model = CachedSegmenter(model, EmbeddingCache(tmp_path))
+    hit_model = CachedSegmenter(model, EmbeddingCache(tmp_path))  # a later run sharing the directory
+    miss = miss_model.encode(image)
+    hit = hit_model.encode(image)
+    assert (miss_model.cache.misses, hit_model.cache.hits) == (1, 1)
     assert miss.features.keys() == hit.features.keys()
+    assert hit_model.masks_per_multimask_output == model.masks_per_multimask_output
     prompts = Prompts(np.array([[[40.0, 30.0]], [[100.0, 90.0]]]), np.ones((2, 1), int))
-    a, b = model.decode(miss, prompts, True), model.decode(hit, prompts, True)
+    a, b = hit_model.decode(miss, prompts, True), hit_model.decode(hit, prompts, True)
     assert torch.equal(a.low_res_logits, b.low_res_logits)
     assert torch.equal(a.iou_predictions, b.iou_predictions)

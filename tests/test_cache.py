@@ -9,12 +9,13 @@ import torch
 from sam_bench.config import RunConfig
 from sam_bench.core.cache import EmbeddingCache
 from sam_bench.core.types import Prompts
-from sam_bench.tasks.base import RunContext
+from sam_bench.engine.context import RunContext
+from sam_bench.models.cached import CachedSegmenter
 
 
 def _context(model, cache):
-    return RunContext(model=model, dataset=SimpleNamespace(), out_dir=None, device=torch.device("cpu"),
-                      config=RunConfig(task="t", model="tiny", dataset="d"), cache=cache)
+    return RunContext(model=CachedSegmenter(model, cache), dataset=SimpleNamespace(), out_dir=None,
+                      device=torch.device("cpu"), config=RunConfig(task="t", model="tiny", dataset="d"))
 
 
 def test_cache_hit_gives_the_same_masks_as_a_miss(tmp_path, tiny_model):
@@ -23,12 +24,12 @@ def test_cache_hit_gives_the_same_masks_as_a_miss(tmp_path, tiny_model):
 
     miss_ctx = _context(tiny_model, EmbeddingCache(tmp_path))
     miss = miss_ctx.embed(image)
-    assert (miss_ctx.cache.hits, miss_ctx.cache.misses) == (0, 1)
+    assert (miss_ctx.model.cache.hits, miss_ctx.model.cache.misses) == (0, 1)
     hit_ctx = _context(tiny_model, EmbeddingCache(tmp_path))  # a later run sharing the directory
     hit = hit_ctx.embed(image)
-    assert (hit_ctx.cache.hits, hit_ctx.cache.misses) == (1, 0)
-    assert "encode" not in hit_ctx.timed.seconds  # the encoder did not run
+    assert (hit_ctx.model.cache.hits, hit_ctx.model.cache.misses) == (1, 0)
 
+    assert miss.features.keys() == hit.features.keys() == {"image_embed"}
     assert torch.equal(miss.features["image_embed"], hit.features["image_embed"])
     assert (miss.original_size, miss.input_size) == (hit.original_size, hit.input_size)
     a = tiny_model.decode(miss, prompts, True)
@@ -59,5 +60,5 @@ def test_corrupt_entry_is_recomputed_and_no_temp_files_left(tmp_path, tiny_model
     entry.write_bytes(entry.read_bytes()[:100])  # e.g. a disk-full copy from elsewhere
     ctx2 = _context(tiny_model, EmbeddingCache(tmp_path))
     again = ctx2.embed(image)
-    assert ctx2.cache.misses == 1 and torch.equal(first.features["image_embed"], again.features["image_embed"])
+    assert ctx2.model.cache.misses == 1 and torch.equal(first.features["image_embed"], again.features["image_embed"])
     assert not list(tmp_path.rglob("*.tmp"))  # no temporary file left behind

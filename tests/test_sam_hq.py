@@ -78,7 +78,7 @@ def test_upsample_and_click1_match_predictor(hq_setup):
 
 def test_point_task_reports_no_oracle(hq_setup):
     from sam_bench.metrics.point import point_metrics
-    from sam_bench.tasks.point import interactive_session
+    from sam_bench.tasks.point.task import interactive_session
 
     model, _, sample, _, embedding = hq_setup
     traces = interactive_session(model, embedding, [o.mask for o in sample.objects], sample.ignore, max_clicks=2)

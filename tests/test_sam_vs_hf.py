@@ -72,7 +72,7 @@ def both(tmp_path_factory):
 
 
 def test_same_weights_same_click_ious(both, shared_data):
-    from sam_bench.tasks.point import interactive_session
+    from sam_bench.tasks.point.task import interactive_session
 
     sam, hf = both
     for sample in real_samples(shared_data, n=2):

@@ -27,7 +27,8 @@ class PromptableSegmenter(Model):
     #: Masks a multimask decode returns per prompt. HQ-SAM's predictor returns 1 (its best SAM token
     #: plus the HQ token), so there is no best-of-3 oracle to report for it.
     masks_per_multimask_output: int = 3
-    #: Identity of weights + preprocessing for the embedding cache; None disables caching.
+    #: Identity of weights + preprocessing + precision for the embedding cache (models/cached.py);
+    #: None disables caching. Cacheable segmenters keep their features as a dict of tensors.
     cache_fingerprint: str | None = None
 
     @abstractmethod
@@ -41,16 +42,6 @@ class PromptableSegmenter(Model):
     @abstractmethod
     def upsample(self, embedding: ImageEmbedding, low_res_logits: torch.Tensor) -> torch.Tensor:
         """(B, M, h, w) low-res logits -> (B, M, H, W) logits at the original image size."""
-
-    def embedding_to_cache(self, embedding: ImageEmbedding) -> dict[str, np.ndarray]:
-        raise NotImplementedError
-
-    def embedding_from_cache(self, arrays: dict[str, np.ndarray]) -> ImageEmbedding:
-        raise NotImplementedError
-
-    def round_embedding(self, embedding: ImageEmbedding) -> ImageEmbedding:
-        """Apply the cache's storage precision so a cache miss decodes exactly like a hit."""
-        return embedding
 
 
 class EdgeDetector(Model):
@@ -69,3 +60,12 @@ def require(model: object, capability: type[C], task: str) -> C:
         name = getattr(getattr(model, "info", None), "name", type(model).__name__)
         raise ConfigError(f"model '{name}' cannot run task '{task}': it is not a {capability.__name__}")
     return model
+
+
+def weight_free(name: str, checkpoint: str | None, model_args: dict[str, object]) -> None:
+    """Factories of models without weights or settings reject a checkpoint or --model-args
+    instead of silently ignoring them."""
+    if checkpoint:
+        raise ConfigError(f"model '{name}' takes no --checkpoint (it has no weights); got {checkpoint}")
+    if model_args:
+        raise ConfigError(f"model '{name}' takes no --model-args; got {sorted(model_args)}")

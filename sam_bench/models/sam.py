@@ -111,21 +111,6 @@ class SamSegmenter(PromptableSegmenter):
         return self.model.postprocess_masks(low_res_logits.to(self.device), embedding.input_size,
                                             embedding.original_size)
 
-    def embedding_to_cache(self, embedding: ImageEmbedding) -> dict[str, np.ndarray]:
-        return {**{f"features.{k}": v.cpu().numpy().astype(np.float16) for k, v in embedding.features.items()},
-                "original_size": np.array(embedding.original_size),
-                "input_size": np.array(embedding.input_size)}
-
-    def embedding_from_cache(self, arrays: dict[str, np.ndarray]) -> ImageEmbedding:
-        features = {k.split(".", 1)[1]: torch.from_numpy(v.astype(np.float32)).to(self.device)
-                    for k, v in arrays.items() if k.startswith("features.")}
-        return ImageEmbedding(features, tuple(int(v) for v in arrays["original_size"]),
-                              tuple(int(v) for v in arrays["input_size"]))
-
-    def round_embedding(self, embedding: ImageEmbedding) -> ImageEmbedding:
-        return ImageEmbedding({k: v.half().float() for k, v in embedding.features.items()},
-                              embedding.original_size, embedding.input_size)
-
 
 def make_tiny_sam(seed: int = 0) -> Sam:
     """A random SAM in the official layout, small enough to encode an image in well under a second."""
@@ -139,7 +124,10 @@ def make_tiny_sam(seed: int = 0) -> Sam:
 
 @MODELS.register("sam", help="SAM from an official-layout checkpoint (--checkpoint); size inferred from the weights")
 def build_sam_model(checkpoint: str | None = None, device: torch.device = torch.device("cpu"),
-                    precision: str = "fp32", batch_size: int | None = None, **_: object) -> SamSegmenter:
+                    precision: str = "fp32", batch_size: int | None = None, **model_args: str) -> SamSegmenter:
+    if model_args:
+        raise ConfigError(f"model 'sam' takes no --model-args (the architecture is read from the weights); "
+                          f"got {sorted(model_args)}")
     if not checkpoint:
         raise ConfigError("model 'sam' needs --checkpoint PATH (e.g. sam_vit_h_4b8939.pth)")
     loaded = load_sam_checkpoint(checkpoint)
@@ -150,8 +138,18 @@ def build_sam_model(checkpoint: str | None = None, device: torch.device = torch.
 
 
 @MODELS.register("tiny", help="seeded random SAM in the official layout (tests and demo; untrained)")
-def build_tiny_model(device: torch.device = torch.device("cpu"), precision: str = "fp32",
-                     batch_size: int | None = None, seed: int = 0, **_: object) -> SamSegmenter:
+def build_tiny_model(checkpoint: str | None = None, device: torch.device = torch.device("cpu"),
+                     precision: str = "fp32", batch_size: int | None = None, seed: int | str = 0,
+                     **model_args: str) -> SamSegmenter:
+    if checkpoint:
+        raise ConfigError(f"model 'tiny' builds its own seeded random weights and takes no --checkpoint; "
+                          f"got {checkpoint} (use --model sam)")
+    if model_args:
+        raise ConfigError(f"model 'tiny' takes only --model-args seed=N; got {sorted(model_args)}")
+    try:
+        seed = int(seed)
+    except ValueError:
+        raise ConfigError(f"model 'tiny': --model-args seed must be an integer, got {seed!r}") from None
     sam = make_tiny_sam(seed)
     sha = state_dict_sha256(sam.state_dict())
     info = ModelInfo("tiny", untrained=True, details={
