@@ -18,7 +18,7 @@ def to_bool(value: object) -> bool:
     raise ValueError(f"expected true or false, got {value!r}")
 
 
-def parse_model_args(model: str, given: Mapping[str, object],
+def convert_model_args(model: str, given: Mapping[str, object],
                      schema: Mapping[str, tuple[Callable[[object], object], object]]) -> dict[str, object]:
     """schema: key -> (converter, default). ConfigError naming unknown keys or a bad value."""
     unknown = sorted(set(given) - set(schema))

@@ -24,7 +24,7 @@ from ..core.device import autocast
 from ..core.types import Decoded, ImageEmbedding, ModelInfo, Prompts
 from ..errors import CheckpointError, ConfigError
 from ..registry import MODELS
-from .args import parse_model_args, to_bool
+from .args import convert_model_args, to_bool
 from .backends import declare_backend, import_backend
 from .base import PromptableSegmenter
 from .details import model_details
@@ -193,7 +193,7 @@ def _size_name(model: torch.nn.Module) -> str:
                             "save_pretrained directory (--checkpoint DIR; --model-args hq_token_only=true)")
 def build_hf_model(checkpoint: str | None = None, device: torch.device = torch.device("cpu"),
                    precision: str = "fp32", batch_size: int | None = None, **model_args: str) -> HFSegmenter:
-    args = parse_model_args("hf", model_args, {"hq_token_only": (to_bool, False)})
+    args = convert_model_args("hf", model_args, {"hq_token_only": (to_bool, False)})
     if not checkpoint:
         raise ConfigError("model 'hf' needs --checkpoint DIR (a local save_pretrained directory)")
     model, processor, class_name = load_hf(checkpoint)

@@ -21,6 +21,7 @@ from ..core.types import Decoded, ImageEmbedding, ModelInfo, Prompts
 from ..errors import ConfigError
 from ..registry import MODELS
 from .base import PromptableSegmenter
+from .details import model_details
 
 def default_batch_size(device: torch.device) -> int:
     """Prompts per decoder call. On CPU the decoder's per-prompt (256, 64, 64) intermediates stop
@@ -131,9 +132,9 @@ def build_sam_model(checkpoint: str | None = None, device: torch.device = torch.
     if not checkpoint:
         raise ConfigError("model 'sam' needs --checkpoint PATH (e.g. sam_vit_h_4b8939.pth)")
     loaded = load_sam_checkpoint(checkpoint)
-    info = ModelInfo("sam", untrained=False, details={
-        "checkpoint": loaded.path, "checkpoint_sha256": loaded.sha256,
-        "architecture": loaded.architecture.to_dict()})
+    info = ModelInfo("sam", untrained=False, details=model_details(
+        "SAM", loaded.architecture.name, loaded.model, loaded.path, loaded.sha256,
+        architecture=loaded.architecture.to_dict()))
     return SamSegmenter(loaded.model, info, loaded.sha256, device, precision, batch_size)
 
 

@@ -15,7 +15,7 @@ from ..core.checkpoint import build_sam, file_sha256, infer_architecture, load_e
 from ..core.types import ModelInfo
 from ..errors import ConfigError
 from ..registry import MODELS
-from .args import parse_model_args, to_bool
+from .args import convert_model_args, to_bool
 from .backends import declare_backend, import_backend
 from .details import model_details
 from .sam import SamSegmenter
@@ -72,7 +72,7 @@ def load_sam_hq(path: str | Path) -> tuple[torch.nn.Module, str]:
 def build_sam_hq_model(checkpoint: str | None = None, device: torch.device = torch.device("cpu"),
                        precision: str = "fp32", batch_size: int | None = None,
                        **model_args: str) -> SamHQSegmenter:
-    args = parse_model_args("sam_hq", model_args, {"hq_token_only": (to_bool, False)})
+    args = convert_model_args("sam_hq", model_args, {"hq_token_only": (to_bool, False)})
     if not checkpoint:
         raise ConfigError("model 'sam_hq' needs --checkpoint PATH (e.g. sam_hq_vit_h.pth)")
     sam, size = load_sam_hq(checkpoint)
