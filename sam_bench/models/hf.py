@@ -51,6 +51,8 @@ FAMILIES = {
 
 
 class HFSegmenter(PromptableSegmenter):
+    """One transformers SAM-family model and its processor, used exactly as documented there."""
+
     def __init__(self, model: torch.nn.Module, processor, class_name: str, info: ModelInfo, fingerprint: str,
                  device: torch.device, precision: str = "fp32", batch_size: int | None = None,
                  hq_token_only: bool = False) -> None:

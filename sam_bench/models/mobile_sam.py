@@ -22,6 +22,8 @@ declare_backend("mobile_sam", "mobile_sam", "mobilesam-mirror and timm", "mobile
 
 
 class MobileSamSegmenter(SamSegmenter):
+    """SamSegmenter over mobile_sam's own Sam (TinyViT encoder); nothing else differs."""
+
     family = "mobile_sam"
 
 

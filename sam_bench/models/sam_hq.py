@@ -24,14 +24,16 @@ declare_backend("sam_hq", "segment_anything_hq", "segment-anything-hq and timm",
 
 
 class SamHQSegmenter(SamSegmenter):
+    """SamSegmenter whose encoder also keeps HQ-SAM's intermediate map for the HQ decoder."""
+
     family = "sam_hq"
     masks_per_multimask_output = 1
 
-    def __init__(self, *args, hq_token_only: bool = False, **kwargs) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, sam: torch.nn.Module, info: ModelInfo, weights_sha256: str, device: torch.device,
+                 precision: str = "fp32", batch_size: int | None = None, hq_token_only: bool = False) -> None:
+        super().__init__(sam, info, weights_sha256, device, precision, batch_size)
+        # Only the decoder depends on hq_token_only, so it stays out of the cache fingerprint.
         self.hq_token_only = hq_token_only
-        # The decoder output depends on hq_token_only, the embedding does not: the fingerprint
-        # (embedding identity) stays as the base class sets it.
 
     def _encoder_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         embed, interm = self.model.image_encoder(x)
