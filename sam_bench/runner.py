@@ -24,12 +24,12 @@ from .config import RunConfig, build_options
 from .core.cache import EmbeddingCache
 from .core.device import resolve_device
 from .data.registry import open_dataset
-from .errors import DataError
+from .errors import DataError, SamBenchError
 from .io import atomic_write, write_json
 from .metadata import locked, now
 from .plugins import load_plugins
 from .engine.eta import EtaLog
-from .engine.lock import BusyError, TaskLock
+from .engine.lock import TaskLock
 from .engine.preflight import ensure_writable
 from .engine.progress import ProgressStore
 from .engine.staging import RECORD_FILE, Staging, publish_record
@@ -111,16 +111,16 @@ def run(cfg: RunConfig) -> dict[str, float]:
     world = Distributed()
     try:
         task_dir = Path(cfg.out) / cfg.task / cfg.dataset
-        busy, lock = None, TaskLock(task_dir)
+        problem, lock = None, TaskLock(task_dir)
         if world.rank == 0:
-            ensure_writable(Path(cfg.out), "--out")
             try:
+                ensure_writable(Path(cfg.out), "--out")
                 lock.acquire()
-            except BusyError as exc:
-                busy = str(exc)
-        busy = world.broadcast(busy)
-        if busy:
-            raise BusyError(busy)
+            except SamBenchError as exc:
+                problem = exc
+        problem = world.broadcast(problem)  # every rank stops, none waits for rank 0 forever
+        if problem is not None:
+            raise problem
         try:
             if world.rank == 0:  # a run killed between its swap and run.json: the folder on disk wins
                 publish_record(Path(cfg.out), f"{cfg.task}/{cfg.dataset}", task_dir, only_if_stale=True)
