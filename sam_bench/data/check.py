@@ -1,8 +1,8 @@
 """`data check D --data-root DIR [--split S]`: validate a user's download of a registered dataset.
 
-Checks, in order: the layout the config promises is there (the reader indexes it), every image
-file the annotations name exists, a spread of images decode and their annotations parse with
-matching sizes; then prints the images and masks found beside the paper's counts and what the
+Checks, in order: the layout the config promises is there (the reader indexes it), image ids are
+unique, every image file the annotations name exists and is complete (JPEG/PNG end marker), a
+spread of images fully decode and their annotations parse with matching sizes; then prints the images and masks found beside the paper's counts and what the
 paper's subsampling would keep. Exits 1 naming what is missing or broken, 0 when all is well.
 """
 from __future__ import annotations
