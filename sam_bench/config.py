@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -60,6 +61,7 @@ def load_run_config(path: str | Path | None, overrides: dict[str, Any]) -> RunCo
     model_args.update(overrides.pop("model_args", None) or {})
     for name, value in data.items():
         check_setting(name, value, f"{source}: '{name}'")
+    overrides = {k: os.fspath(v) if isinstance(v, os.PathLike) else v for k, v in overrides.items()}
     data.update({k: v for k, v in overrides.items() if v is not None})
     for name, value in overrides.items():
         if value is not None:
