@@ -89,7 +89,7 @@ def test_two_runs_started_together_one_runs_one_says_busy(data_root, tmp_path, s
     out = tmp_path / "together"
     procs = [subprocess.Popen(cli(*args(data_root, out, *extra)), env=ENV, cwd=ROOT, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for extra in ([], second)]
-    done = [(p.wait(timeout=600), *p.communicate()) for p in procs]
+    done = [(p.returncode, *out) for p, out in ((p, p.communicate(timeout=600)) for p in procs)]
     codes = sorted(rc for rc, _, _ in done)
     assert codes == [0, 2], [d[2][-2000:] for d in done]
     winner = next(i for i, d in enumerate(done) if d[0] == 0)
