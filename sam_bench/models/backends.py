@@ -23,7 +23,11 @@ class Backend:
     needs: tuple[str, ...] = ()  # further imports the package needs but does not declare (timm)
 
 
-BACKENDS: dict[str, Backend] = {}
+BACKENDS: dict[str, Backend] = {
+    # Adapters that import through family.import_backend, declared here for `list models`.
+    "sam2": Backend("sam2", "sam2, hydra-core and iopath", "sam2"),
+    "sam3": Backend("sam3", "sam3 and psutil", "sam3", needs=("psutil",)),
+}
 
 
 def declare_backend(model: str, module: str, pip_name: str, extra: str, needs: tuple[str, ...] = ()) -> None:
