@@ -161,7 +161,10 @@ class Sam2Segmenter(PromptableSegmenter):
         masks = None
         if prompts.mask_logits is not None:
             masks = prompts.mask_logits.to(self.device, torch.float).clamp(-LOGIT_CLAMP, LOGIT_CLAMP)
-        features = {k: v.to(self.device) for k, v in embedding.features.items()}
+        # The predictor's maps are views of (HW, 1, C) tensors, i.e. channels-last. Same layout here,
+        # fresh or read from the cache, so the decoder runs the predictor's kernels bit for bit.
+        features = {k: v.to(self.device).contiguous(memory_format=torch.channels_last)
+                    for k, v in embedding.features.items()}
         high_res = [features[f"high_res_feats_{i}"] for i in range(len(features) - 1)]
         with autocast(self.device, self.precision):
             sparse, dense = self.model.sam_prompt_encoder(
