@@ -163,8 +163,10 @@ def list_entries(what: str) -> int:
             cfg = load_dataset_config(name)
             print(f"{name:<14} {cfg.title}  [reader: {cfg.reader}]")
     elif what == "models":
+        from .models.backends import backend_status
+
         for name in MODELS.names():
-            print(f"{name:<14} {MODELS.describe(name)}")
+            print(f"{name:<14} {MODELS.describe(name)} {backend_status(name)}".rstrip())
     else:
         for name in TASKS.names():
             task = TASKS.get(name)

@@ -58,6 +58,9 @@ class MiouTask(Task):
 
     def evaluate_image(self, ctx: RunContext, sample: ImageSample) -> ImageResult:
         model = require(ctx.model, PromptableSegmenter, self.name)
+        if self.options.mask_choice == "oracle" and model.masks_per_multimask_output < 2:
+            raise ConfigError(f"task 'miou': model '{model.info.name}' returns one mask under multimask output, "
+                              f"so there is no oracle to pick; use --mask-choice predicted_iou or single")
         shape = (sample.height, sample.width)
         ignore = sample.ignore
         where = f"image {sample.image_id} ({sample.path})"

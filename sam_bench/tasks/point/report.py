@@ -31,7 +31,8 @@ def _settings(entry: ReportEntry) -> str:
     feedback = "fed back" if opts.get("feedback", True) else "not fed back"
     return (f"{opts.get('first_click', 'center')} first click; RITM clicks after; up to "
             f"{opts.get('max_clicks', 20)} clicks; click 1 keeps the highest predicted IoU of 3 masks "
-            f"(oracle: best of 3 vs ground truth); clicks 2+ single output, previous low-res logits {feedback}")
+            f"(oracle: best of 3 vs ground truth; none for models that return one mask, e.g. HQ-SAM); "
+            f"clicks 2+ single output, previous low-res logits {feedback}")
 
 
 def point_report(title: str, entries: list[ReportEntry]) -> str:

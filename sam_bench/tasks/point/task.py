@@ -58,7 +58,9 @@ class ObjectTrace:
     clicks: list[Click] = field(default_factory=list)
     ious: list[float] = field(default_factory=list)  # IoU after each click
     pred_ious: list[float] = field(default_factory=list)  # the model's predicted IoU of that mask
-    iou_oracle: float = 0.0  # best click-1 candidate against ground truth
+    # Best click-1 candidate against ground truth; None when the model returns one mask under
+    # multimask output (HQ-SAM): there is nothing to choose from, so no oracle is reported.
+    iou_oracle: Optional[float] = None
     bious: list[float] = field(default_factory=list)  # boundary IoU after each click (void removed)
 
 
@@ -159,7 +161,7 @@ def interactive_session(model: PromptableSegmenter, embedding: ImageEmbedding, g
             pred_masks[k] = kept[i]
             with timed("metric"):
                 trace.bious.append(boundary_iou(gts[k], kept[i], gt_boundary=gt_boundaries[k]))
-            if round_ == 1:
+            if round_ == 1 and model.masks_per_multimask_output > 1:
                 trace.iou_oracle = float(ious[i].max())
     return traces
 
@@ -211,12 +213,13 @@ class PointTask(Task):
                              "iou_oracle": trace.iou_oracle if n == 1 else None})
         return ImageResult(sample.image_id, rows, payload)
 
-    def _ious(self, results: list[ImageResult]) -> tuple[np.ndarray, np.ndarray]:
+    def _ious(self, results: list[ImageResult]) -> tuple[np.ndarray, Optional[np.ndarray]]:
         objects = [o for r in results for o in r.payload["objects"]]
         if not objects:
             raise DataError("task 'point': no object with a non-void pixel in this dataset")
+        oracle = [o["iou_oracle"] for o in objects]
         return (iou_matrix([o["ious"] for o in objects], self.options.max_clicks),
-                np.array([o["iou_oracle"] for o in objects]))
+                None if None in oracle else np.array(oracle))
 
     def compute_metrics(self, ctx: RunContext, results: list[ImageResult]) -> dict[str, float]:
         ious, oracle = self._ious(results)
@@ -236,7 +239,8 @@ class PointTask(Task):
         fig = Figure(figsize=(4.5, 3.4))
         ax = fig.add_subplot()
         ax.plot(clicks, curve, marker="o", label=f"{ctx.model.info.label}")
-        ax.plot([1], [100 * oracle.mean()], marker="*", linestyle="none", markersize=10, label="oracle @1")
+        if oracle is not None:
+            ax.plot([1], [100 * oracle.mean()], marker="*", linestyle="none", markersize=10, label="oracle @1")
         ax.set_xlabel("number of points")
         ax.set_ylabel("mIoU (%)")
         ax.set_title(f"{ctx.dataset.name}: {len(ious)} objects")
