@@ -24,7 +24,6 @@ class Backend:
 
 
 BACKENDS: dict[str, Backend] = {
-    # Adapters that import through family.import_backend, declared here for `list models`.
     "sam2": Backend("sam2", "sam2, hydra-core and iopath", "sam2"),
     "sam3": Backend("sam3", "sam3 and psutil", "sam3", needs=("psutil",)),
 }

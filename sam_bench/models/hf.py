@@ -27,7 +27,7 @@ from ..registry import MODELS
 from .backends import declare_backend, import_backend
 from .base import PromptableSegmenter
 from .details import model_details
-from .family import bool_arg, check_model_args
+from .args import convert_model_args, to_bool
 from .sam import default_batch_size
 
 declare_backend("hf", "transformers", "transformers", "hf")
@@ -195,8 +195,7 @@ def _size_name(model: torch.nn.Module) -> str:
                             "save_pretrained directory (--checkpoint DIR; --model-args hq_token_only=true)")
 def build_hf_model(checkpoint: str | None = None, device: torch.device = torch.device("cpu"),
                    precision: str = "fp32", batch_size: int | None = None, **model_args: str) -> HFSegmenter:
-    check_model_args("hf", model_args, ("hq_token_only",))
-    hq_token_only = bool_arg("hf", "hq_token_only", model_args.get("hq_token_only", False))
+    hq_token_only = convert_model_args("hf", model_args, {"hq_token_only": (to_bool, False)})["hq_token_only"]
     if not checkpoint:
         raise ConfigError("model 'hf' needs --checkpoint DIR (a local save_pretrained directory)")
     model, processor, class_name = load_hf(checkpoint)

@@ -15,7 +15,7 @@ from ..errors import ConfigError
 from ..registry import MODELS
 from .backends import declare_backend, import_backend
 from .details import model_details
-from .family import check_model_args
+from .args import convert_model_args
 from .sam import SamSegmenter
 
 declare_backend("mobile_sam", "mobile_sam", "mobilesam-mirror and timm", "mobile", needs=("timm",))
@@ -40,7 +40,7 @@ def load_mobile_sam(path: str | Path) -> torch.nn.Module:
 def build_mobile_sam_model(checkpoint: str | None = None, device: torch.device = torch.device("cpu"),
                            precision: str = "fp32", batch_size: int | None = None,
                            **model_args: str) -> MobileSamSegmenter:
-    check_model_args("mobile_sam", model_args, ())
+    convert_model_args("mobile_sam", model_args, {})
     if not checkpoint:
         raise ConfigError("model 'mobile_sam' needs --checkpoint PATH (e.g. mobile_sam.pt)")
     sam = load_mobile_sam(checkpoint)

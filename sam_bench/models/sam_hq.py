@@ -17,7 +17,7 @@ from ..errors import ConfigError
 from ..registry import MODELS
 from .backends import declare_backend, import_backend
 from .details import model_details
-from .family import bool_arg, check_model_args
+from .args import convert_model_args, to_bool
 from .sam import SamSegmenter
 
 declare_backend("sam_hq", "segment_anything_hq", "segment-anything-hq and timm", "hq", needs=("timm",))
@@ -74,8 +74,7 @@ def load_sam_hq(path: str | Path) -> tuple[torch.nn.Module, str]:
 def build_sam_hq_model(checkpoint: str | None = None, device: torch.device = torch.device("cpu"),
                        precision: str = "fp32", batch_size: int | None = None,
                        **model_args: str) -> SamHQSegmenter:
-    check_model_args("sam_hq", model_args, ("hq_token_only",))
-    hq_token_only = bool_arg("sam_hq", "hq_token_only", model_args.get("hq_token_only", False))
+    hq_token_only = convert_model_args("sam_hq", model_args, {"hq_token_only": (to_bool, False)})["hq_token_only"]
     if not checkpoint:
         raise ConfigError("model 'sam_hq' needs --checkpoint PATH (e.g. sam_hq_vit_h.pth)")
     sam, size = load_sam_hq(checkpoint)
