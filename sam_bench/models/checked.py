@@ -27,7 +27,8 @@ class FiniteOutputs(PromptableSegmenter):
 
     def encode(self, image: np.ndarray) -> ImageEmbedding:
         embedding = self.inner.encode(image)
-        for name, tensor in embedding.features.items():
+        features = embedding.features if isinstance(embedding.features, dict) else {}  # weight-free: no tensors
+        for name, tensor in features.items():
             self._check(tensor, f"image embedding '{name}'")
         return embedding
 
@@ -40,8 +41,8 @@ class FiniteOutputs(PromptableSegmenter):
     def upsample(self, embedding: ImageEmbedding, low_res_logits: torch.Tensor) -> torch.Tensor:
         return self.inner.upsample(embedding, low_res_logits)
 
-    def _check(self, tensor: torch.Tensor, what: str) -> None:
-        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+    def _check(self, tensor: object, what: str) -> None:
+        if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             details = self.info.details
             source = details.get("checkpoint") or f"weights {details.get('weights_sha256', '?')[:12]}"
             raise CheckpointError(f"{source}: model '{self.info.name}' produced NaN or infinite {what} "
