@@ -183,7 +183,7 @@ def test_interrupted_run_resumes_and_merges_predictions(coco_root, tmp_path, mon
     monkeypatch.setattr(InstancesTask, "evaluate_image", flaky)
     with pytest.raises(KeyboardInterrupt):
         run_task("coco", root, tmp_path / "resumed", "box", **opts)
-    assert sorted(p.name for p in (tmp_path / "resumed/instances/coco/predictions").glob("*.json")) == ["1.json", "2.json"]
+    assert sorted(p.name for p in (tmp_path / "resumed/instances/.coco.staging/predictions").glob("*.json")) == ["1.json", "2.json"]
     monkeypatch.setattr(InstancesTask, "evaluate_image", original)
     metrics, preds = run_task("coco", root, tmp_path / "resumed", "box", **opts)
     record = json.loads((tmp_path / "resumed/run.json").read_text())["tasks"]["instances/coco"]

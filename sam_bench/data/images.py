@@ -42,7 +42,7 @@ def verify_decodes(path: str | Path, what: str = "image") -> None:
         with Image.open(path) as im:
             im.load()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DataError(f"{path}: damaged {what}: {exc}") from None
+        raise DataError(f"{path}: cannot decode {what} (damaged: {exc})") from None
     finally:
         ImageFile.LOAD_TRUNCATED_IMAGES = lenient
 
