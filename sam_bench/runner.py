@@ -33,7 +33,7 @@ from .engine.lock import TaskLock
 from .engine.preflight import ensure_writable
 from .engine.progress import ProgressStore
 from .engine.staging import RECORD_FILE, Staging, publish_record
-from .models.base import Model, PromptableSegmenter
+from .models.base import EdgeDetector, Model, PromptableSegmenter
 from .models.cached import CachedSegmenter
 from .models.checked import FiniteOutputs
 from .registry import MODELS, TASKS
@@ -75,8 +75,8 @@ def build_model(cfg: RunConfig, device: torch.device, cache: EmbeddingCache | No
     embedding cache when one is configured and the model can be cached."""
     model = MODELS.get(cfg.model)(checkpoint=cfg.checkpoint, device=device, precision=cfg.precision,
                                   batch_size=cfg.batch_size, **cfg.model_args)
-    if isinstance(model, PromptableSegmenter):
-        model = FiniteOutputs(model)  # NaN weights must fail, not score 0
+    if isinstance(model, PromptableSegmenter) and not isinstance(model, EdgeDetector):
+        model = FiniteOutputs(model)  # NaN weights must fail, not score 0 (edge detectors: weight-free, keep their type)
     if cache is not None and isinstance(model, PromptableSegmenter) and model.cache_fingerprint is not None:
         return CachedSegmenter(model, cache)
     return model
