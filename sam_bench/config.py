@@ -31,6 +31,12 @@ class RunConfig:
     fresh: bool = False  # ignore an interrupted run's progress instead of resuming it
     options: dict[str, Any] = field(default_factory=dict)  # task options (see `list tasks`)
     model_args: dict[str, str] = field(default_factory=dict)  # handed to the model factory
+    name: Optional[str] = None  # results folder / run.json key (a task definition's name); default: task
+    definition: dict[str, Any] = field(default_factory=dict)  # task definition identity, in the fingerprint
+
+    @property
+    def result_name(self) -> str:
+        return self.name or self.task
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -29,7 +29,7 @@ from .io import atomic_write, write_json
 from .metadata import locked, now, record_task_run
 from .plugins import load_plugins
 from .engine.progress import ProgressStore
-from .models.base import Model, PromptableSegmenter
+from .models.base import Model, PromptableSegmenter, require
 from .models.cached import CachedSegmenter
 from .registry import MODELS, TASKS
 from .engine.context import ImageResult, RunContext
@@ -72,7 +72,8 @@ def build_model(cfg: RunConfig, device: torch.device, cache: EmbeddingCache | No
 
 def run_fingerprint(cfg: RunConfig, task_desc: dict, model_info: dict, dataset_meta: dict) -> str:
     """Identity of a run's results: resuming is only allowed when this is unchanged."""
-    ident = {"task": cfg.task, "options": task_desc, "model": model_info, "dataset": dataset_meta,
+    ident = {"task": cfg.task, "definition": cfg.definition, "options": task_desc, "model": model_info,
+             "dataset": dataset_meta,
              "seed": cfg.seed, "precision": cfg.precision}
     return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -87,9 +88,10 @@ def run(cfg: RunConfig) -> dict[str, float]:
     task = task_cls(build_options(task_cls.Options, cfg.options, cfg.task))
     cache = EmbeddingCache(cfg.cache_dir) if cfg.cache_dir else None
     model = build_model(cfg, device, cache)
+    require(model, task_cls.requires, cfg.task)
     dataset = open_dataset(cfg.dataset, cfg.data_root, cfg.split, cfg.limit, cfg.seed)
     out_dir = Path(cfg.out)
-    task_dir = out_dir / cfg.task / cfg.dataset
+    task_dir = out_dir / cfg.result_name / cfg.dataset
     model_record = {"name": model.info.name, "label": model.info.label, "untrained": model.info.untrained,
                     "model_args": dict(cfg.model_args), **model.info.details}
     store = ProgressStore(task_dir, run_fingerprint(cfg, task.describe(), model_record, dataset.metadata),
@@ -144,7 +146,7 @@ def run(cfg: RunConfig) -> dict[str, float]:
         from .reporting.writer import write_report
 
         with locked(out_dir):
-            record_task_run(out_dir, f"{cfg.task}/{cfg.dataset}", record)
+            record_task_run(out_dir, f"{cfg.result_name}/{cfg.dataset}", record)
             write_report([out_dir], out_dir / "report.md")
     return world.broadcast(metrics)
 

@@ -12,3 +12,9 @@ PAPER_JSON = Path(__file__).with_name("sam_paper.json")
 @lru_cache(maxsize=1)
 def paper() -> dict[str, Any]:
     return json.loads(PAPER_JSON.read_text())
+
+
+@lru_cache(maxsize=1)
+def sa23_published() -> dict[str, Any]:
+    """Published SA-23 means (SAM 2 Table 6 layout): columns, rows name -> six numbers, source."""
+    return json.loads(PAPER_JSON.with_name("sa23.json").read_text())

@@ -26,7 +26,7 @@ from ..errors import ConfigError, DataError
 from ..io import atomic_write, write_json
 from ..metrics.bsds import (BoundaryEvalParams, BoundaryMetrics, EvalItem, EvalStats, evaluate_counts,
                              summarize)
-from ..models.base import EdgeDetector, PromptableSegmenter, require
+from ..models.base import EdgeDetector, PromptableSegmenter
 from ..reference import paper
 from ..registry import TASKS
 from ..reporting.markdown import markdown_table
@@ -67,14 +67,9 @@ class EdgesTask(Task):
     name = "edges"
     title = "Zero-shot edge detection (BSDS500, Table 3)"
     Options = EdgesOptions
-    demo_dataset = "demo_bsds"
-    demo_models = ("tiny", "sobel", "canny", "felzenszwalb")
+    paper_section = (7, 2)  # report order
+    requires = (PromptableSegmenter, EdgeDetector)
 
-    @classmethod
-    def demo_options(cls, data_root: Path) -> dict[str, Any]:
-        # 4 small synthetic images, an untrained SAM: a 2x2 grid and 15 thresholds exercise every
-        # stage in seconds (the decoder costs ~0.1-0.4 s per prompt on a CPU).
-        return {"points_per_side": 2, "thresholds": 15}
 
     def __init__(self, options: EdgesOptions) -> None:
         super().__init__(options)
@@ -109,7 +104,7 @@ class EdgesTask(Task):
         if not isinstance(ctx.model, EdgeDetector):
             from ..amg import AmgSettings, AutomaticMaskGenerator
 
-            model = require(ctx.model, PromptableSegmenter, self.name)
+            model: PromptableSegmenter = ctx.model  # type: ignore[assignment]  # runner checked Task.requires
             self.generator = AutomaticMaskGenerator(model, AmgSettings(**self.amg_settings))
 
     # -- per image ------------------------------------------------------------------------------

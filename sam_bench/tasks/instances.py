@@ -27,7 +27,7 @@ from ..data.coco_results import PerImageResults, encode_masks, load_detections
 from ..data.types import ImageSample
 from ..errors import ConfigError, DataError
 from ..metrics.coco import SegmEvaluator, image_ground_truth
-from ..models.base import PromptableSegmenter, require
+from ..models.base import PromptableSegmenter
 from ..reference import paper
 from ..registry import TASKS
 from ..reporting.markdown import markdown_table
@@ -136,11 +136,8 @@ class InstancesTask(Task):
     name = "instances"
     title = "Zero-shot instance segmentation from boxes (COCO / LVIS mask AP, Table 5)"
     Options = InstancesOptions
-    demo_models = ("tiny", "box")
+    paper_section = (7, 4)  # report order
 
-    @classmethod
-    def demo_options(cls, data_root: Path) -> dict[str, Any]:
-        return {"detections": str(data_root / "detections.json")}
 
     def __init__(self, options: InstancesOptions) -> None:
         super().__init__(options)
@@ -208,7 +205,7 @@ class InstancesTask(Task):
         return self.detections.for_image(coco_image_id(sample))
 
     def evaluate_image(self, ctx: RunContext, sample: ImageSample) -> ImageResult:
-        model = require(ctx.model, PromptableSegmenter, self.name)
+        model: PromptableSegmenter = ctx.model  # type: ignore[assignment]  # runner checked Task.requires
         check_crowd(sample, ctx, self.name)
         image_id = coco_image_id(sample)
         image = sample.load_image() if self.detector is not None else None

@@ -25,7 +25,7 @@ from ...core.types import ImageEmbedding, Prompts
 from ...data.types import ImageSample
 from ...errors import ConfigError, DataError
 from ...metrics.point import REPORT_CLICKS, iou_matrix, miou_curve, point_metrics
-from ...models.base import PromptableSegmenter, require
+from ...models.base import PromptableSegmenter
 from ...prompts.clicks import Click, center_click, next_click, random_click
 from ...registry import TASKS
 from ...engine.context import ImageResult, RunContext
@@ -161,15 +161,11 @@ class PointTask(Task):
     name = "point"
     title = "Point-prompted valid masks (paper §7.1, Fig. 9)"
     Options = PointOptions
-    demo_dataset = "demo"
-    demo_models = ("tiny", "felzenszwalb")
+    paper_section = (7, 1)  # report order
 
-    @classmethod
-    def demo_options(cls, data_root) -> dict[str, Any]:
-        return {"max_clicks": 5}  # keeps the demo short; mIoU@1..5 and NoC capped at 5
 
     def evaluate_image(self, ctx: RunContext, sample: ImageSample) -> ImageResult:
-        model = require(ctx.model, PromptableSegmenter, self.name)
+        model: PromptableSegmenter = ctx.model  # type: ignore[assignment]  # runner checked Task.requires
         shape = (sample.height, sample.width)
         ignore = sample.ignore
         if ignore is not None and ignore.shape != shape:

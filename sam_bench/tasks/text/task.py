@@ -22,12 +22,12 @@ import pandas as pd
 import torch
 
 from .clip import (CATEGORY_TEMPLATES, EXPRESSION_TEMPLATES, ClipScorer, check_templates, clip_identity,
-                    load_clip, write_tiny_clip)
+                    load_clip)
 from ...data.coco_results import encode_masks
 from ...data.types import ImageSample
 from ...errors import ConfigError, DataError
 from ...metrics.text import ciou, coco_mask_ap, giou, per_item_iou, precision_at
-from ...models.base import PromptableSegmenter, require
+from ...models.base import PromptableSegmenter
 from ...reference import paper
 from ...registry import TASKS
 from ...reporting.markdown import markdown_table
@@ -99,15 +99,8 @@ class TextTask(Task):
     name = "text"
     title = "Zero-shot text-to-mask (SAM + CLIP; sam-bench protocol)"
     Options = TextOptions
-    demo_models = ("tiny",)
-    demo_dataset = "demo"
+    paper_section = (7, 5)  # report order
 
-    @classmethod
-    def demo_options(cls, data_root: Path) -> dict[str, Any]:
-        clip_dir = write_tiny_clip(Path(data_root) / "tiny_clip")
-        # A random SAM predicts low IoU and stability and near-duplicate masks: keep every AMG mask.
-        return {"clip_checkpoint": str(clip_dir), "amg_points_per_side": 2, "amg_pred_iou_thresh": 0.0,
-                "amg_stability_score_thresh": 0.0, "amg_box_nms_thresh": 1.0}
 
     def __init__(self, options: TextOptions, scorer: Optional[Scorer] = None,
                  candidate_source: Optional[CandidateSource] = None) -> None:
@@ -156,7 +149,7 @@ class TextTask(Task):
 
     # ------------------------------------------------------------------ setup
     def setup(self, ctx: RunContext) -> None:
-        model = require(ctx.model, PromptableSegmenter, self.name)
+        model: PromptableSegmenter = ctx.model  # type: ignore[assignment]  # runner checked Task.requires
         has_expressions = callable(getattr(ctx.dataset, "expressions", None))
         self.kind = {"auto": "expression" if has_expressions else "category",
                      "categories": "category", "expressions": "expression"}[self.options.phrases]
@@ -251,7 +244,7 @@ class TextTask(Task):
         final = chosen.copy()
         if self.options.refine:
             with ctx.timed("refine"):
-                model = require(ctx.model, PromptableSegmenter, self.name)
+                model: PromptableSegmenter = ctx.model  # type: ignore[assignment]  # runner checked Task.requires
                 final = refine_at_centres(model, embed(), cands, choice, final)
         rows = self._rows(sample, queries, cands, scores, choice, chosen, final)
         payload: dict[str, Any] = {}
