@@ -207,8 +207,8 @@ def load_suite(path: Path) -> Suite:
                  description=str(data.get("description") or ""))
 
 
-@lru_cache(maxsize=None)
-def _catalog(root: Path) -> tuple[dict[str, TaskDefinition], dict[str, Suite]]:
+@lru_cache(maxsize=8)
+def _catalog(root: Path, signature: tuple) -> tuple[dict[str, TaskDefinition], dict[str, Suite]]:
     definitions: dict[str, TaskDefinition] = {}
     for path in sorted(root.rglob("*.yaml")):
         if path.name.startswith("_") or path.parent.name == "suites":
@@ -225,7 +225,10 @@ def _catalog(root: Path) -> tuple[dict[str, TaskDefinition], dict[str, Suite]]:
 
 def catalog(root: Optional[Path] = None) -> tuple[dict[str, TaskDefinition], dict[str, Suite]]:
     """All task definitions and suites under `root` (default: the shipped `tasks/` folder)."""
-    return _catalog((root or resource_dir("tasks")).resolve())
+    root = (root or resource_dir("tasks")).resolve()
+    # Keyed by every file's mtime and size: an edited file is read again, an unchanged tree is not.
+    signature = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(root.rglob("*.yaml")))
+    return _catalog(root, signature)
 
 
 def get_suite(name: str, root: Optional[Path] = None) -> Suite:
