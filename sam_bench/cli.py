@@ -209,3 +209,7 @@ def list_entries(what: str) -> int:
                 default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
                 print(f"    --{f.name.replace('_', '-'):<28} default: {default}")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
