@@ -91,8 +91,9 @@ def iter_json_array(path: Path, chunk_size: int = 1 << 20) -> Iterator[Any]:
             pos = end
 
 
-def load_detections(path: str | Path, category_ids: set[int]) -> DetectionIndex:
-    """Read a COCO results file (image_id, category_id, bbox xywh, score), validating each record."""
+def load_detections(path: str | Path, category_ids: Optional[set[int]]) -> DetectionIndex:
+    """Stream a COCO results file (image_id, category_id, bbox xywh, score), validating each record;
+    category ids are checked against `category_ids` unless it is None."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: detections file not found")
@@ -113,7 +114,7 @@ def load_detections(path: str | Path, category_ids: set[int]) -> DetectionIndex:
             raise DataError(f"{where}: score must be a finite number; got {s!r}")
         if not _integral(rec["image_id"]) or not _integral(rec["category_id"]):
             raise DataError(f"{where}: image_id and category_id must be integers")
-        if int(rec["category_id"]) not in category_ids:
+        if category_ids is not None and int(rec["category_id"]) not in category_ids:
             raise DataError(f"{where}: category_id {rec['category_id']} is not a category of the "
                             "annotation file")
         img.append(int(rec["image_id"]))

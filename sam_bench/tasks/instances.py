@@ -12,8 +12,6 @@ model (mask = filled box, a lower bound).
 """
 from __future__ import annotations
 
-import hashlib
-import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -22,7 +20,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..core.checkpoint import file_sha256
 from ..core.types import Prompts
+from ..data.coco_meta import check_crowd, coco_image_id, dataset_categories
 from ..data.coco_results import PerImageResults, encode_masks, load_detections
 from ..data.types import ImageSample
 from ..errors import ConfigError, DataError
@@ -35,7 +35,6 @@ from ..engine.context import ImageResult, RunContext
 from ..reporting.entry import ReportEntry
 from .base import Task
 
-log = logging.getLogger(__name__)
 
 BOX_SOURCES = ("detections", "gt")
 SCORES = ("detector", "predicted_iou", "detector_x_predicted_iou")
@@ -50,32 +49,6 @@ class InstancesOptions:
     refine: bool = True  # 2nd decoder pass: box + low-res logits of the most confident mask
     score: str = "detector"  # detector | predicted_iou | detector_x_predicted_iou
     max_dets: Optional[int] = None  # None: the official 100 per image and category (COCO) / 300 per image (LVIS)
-
-
-def coco_image_id(sample: ImageSample) -> Any:
-    if "coco_image_id" not in sample.extra:
-        raise DataError(f"image {sample.image_id}: no 'coco_image_id' (this task needs the 'coco' reader)")
-    return sample.extra["coco_image_id"]
-
-
-def dataset_categories(ctx: RunContext, task: str) -> list[dict[str, Any]]:
-    categories = getattr(ctx.dataset, "categories", None)
-    if not categories:
-        raise ConfigError(f"task '{task}' needs a COCO/LVIS-format dataset (reader 'coco' with "
-                          f"categories); '{ctx.dataset.name}' has none")
-    crowd = ctx.dataset.metadata.get("crowd")
-    if crowd == "drop":
-        log.warning("%s: crowd annotations are dropped by the dataset config; COCO evaluation "
-                    "ignores detections on crowd regions only with `crowd: keep`", ctx.dataset.name)
-    return categories
-
-
-def check_crowd(sample: ImageSample, ctx: RunContext, task: str) -> None:
-    """COCO evaluation needs crowd regions as annotations, not merged into an ignore mask."""
-    if sample.ignore is not None and ctx.dataset.metadata.get("crowd", "ignore") == "ignore":
-        raise ConfigError(f"task '{task}' on '{ctx.dataset.name}': image {sample.image_id} has crowd "
-                          "regions merged into an ignore mask; set `crowd: keep` in the dataset's "
-                          "reader_args so they are scored as COCO does")
 
 
 class Detectron2Boxes:
@@ -165,11 +138,7 @@ class InstancesTask(Task):
         desc = asdict(self.options)
         if self.options.detections:
             if self._detections_sha is None:  # identity of the boxes: a changed file restarts a resumed run
-                digest = hashlib.sha256()
-                with open(self.options.detections, "rb") as f:
-                    for block in iter(lambda: f.read(1 << 22), b""):
-                        digest.update(block)
-                self._detections_sha = digest.hexdigest()
+                self._detections_sha = file_sha256(Path(self.options.detections))
             desc["detections"] = str(Path(self.options.detections).resolve())
             desc["detections_sha256"] = self._detections_sha
         desc["mask_choice"] = "highest predicted IoU of 3 (multimask), then " + (
@@ -177,7 +146,7 @@ class InstancesTask(Task):
         return desc
 
     def setup(self, ctx: RunContext) -> None:
-        categories = dataset_categories(ctx, self.name)
+        categories = dataset_categories(ctx.dataset, self.name)
         self.is_lvis = any("frequency" in c for c in categories)
         self.evaluator = SegmEvaluator(categories, lvis=self.is_lvis, max_dets=self.options.max_dets)
         self.store = PerImageResults(ctx.out_dir / "predictions")
@@ -206,7 +175,7 @@ class InstancesTask(Task):
 
     def evaluate_image(self, ctx: RunContext, sample: ImageSample) -> ImageResult:
         model: PromptableSegmenter = ctx.model  # type: ignore[assignment]  # runner checked Task.requires
-        check_crowd(sample, ctx, self.name)
+        check_crowd(sample, ctx.dataset, self.name)
         image_id = coco_image_id(sample)
         image = sample.load_image() if self.detector is not None else None
         boxes, cats, det_scores = self._boxes(ctx, sample, image)

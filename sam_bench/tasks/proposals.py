@@ -16,6 +16,7 @@ from typing import Any, Optional
 
 import pandas as pd
 
+from ..data.coco_meta import check_crowd, coco_image_id, dataset_categories
 from ..data.coco_results import PerImageResults, json_rle
 from ..data.types import ImageSample
 from ..errors import ConfigError
@@ -27,7 +28,6 @@ from ..reporting.markdown import markdown_table
 from ..engine.context import ImageResult, RunContext
 from ..reporting.entry import ReportEntry
 from .base import Task
-from .instances import check_crowd, coco_image_id, dataset_categories
 
 
 AR_MAX_DETS = 1000  # the metric is AR@1000 whatever the number of proposals kept
@@ -84,12 +84,12 @@ class ProposalsTask(Task):
         from ..amg import AmgSettings, AutomaticMaskGenerator
 
         model: PromptableSegmenter = ctx.model  # type: ignore[assignment]  # runner checked Task.requires
-        self.recall = ProposalRecall(dataset_categories(ctx, self.name), max_dets=AR_MAX_DETS)
+        self.recall = ProposalRecall(dataset_categories(ctx.dataset, self.name), max_dets=AR_MAX_DETS)
         self.generator = AutomaticMaskGenerator(model, AmgSettings(**self.settings))
         self.store = PerImageResults(ctx.out_dir / "predictions")
 
     def evaluate_image(self, ctx: RunContext, sample: ImageSample) -> ImageResult:
-        check_crowd(sample, ctx, self.name)
+        check_crowd(sample, ctx.dataset, self.name)
         image_id = coco_image_id(sample)
         image = sample.load_image()
         embedding = ctx.embed(image)

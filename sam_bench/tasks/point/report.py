@@ -84,6 +84,10 @@ def point_report(title: str, entries: list[ReportEntry]) -> str:
 
 
 def _link_base(entries: list[ReportEntry]) -> Path:
-    """Where the report sits (links are relative to it); the run directory when not told."""
+    """Where the report sits (links are relative to it); when not told, the run directory for one
+    run, else the runs' common parent."""
     told = next((e.report_dir for e in entries if e.report_dir is not None), None)
-    return (told or entries[0].run_dir).resolve()
+    if told is not None:
+        return told.resolve()
+    dirs = {e.run_dir.resolve() for e in entries}
+    return dirs.pop() if len(dirs) == 1 else Path(os.path.commonpath([str(d) for d in dirs]))

@@ -31,8 +31,9 @@ from ...models.base import PromptableSegmenter
 from ...reference import paper
 from ...registry import TASKS
 from ...reporting.markdown import markdown_table
-from .candidates import (AmgCandidates, Candidates, CandidateSource, DetectorCandidates, coco_image_id,
-                               load_detection_boxes, refine_at_centres)
+from ...data.coco_meta import coco_image_id
+from ...data.coco_results import load_detections
+from .candidates import (AmgCandidates, Candidates, CandidateSource, DetectorCandidates, refine_at_centres)
 from ...engine.context import ImageResult, RunContext
 from ...reporting.entry import ReportEntry
 from ..base import Task
@@ -170,10 +171,11 @@ class TextTask(Task):
         if isinstance(self.scorer, ClipScorer) and self.kind == "category" and self.categories:
             self.scorer.prepare(sorted(set(self.categories.values())), self.templates["category"])
         if self.options.candidates == "detector":
-            detections = load_detection_boxes(self._resolve(ctx, self.options.detections),
-                                              self.options.detector_min_score)
+            # The category check needs the dataset's categories; datasets without them (RefCOCO) skip it.
+            known = set(self.categories) or None
+            detections = load_detections(self._resolve(ctx, self.options.detections), known)
             if not self._injected_source:
-                self.candidate_source = DetectorCandidates(model, detections)
+                self.candidate_source = DetectorCandidates(model, detections, self.options.detector_min_score)
         elif not self._injected_source:
             from ...amg import AmgSettings, AutomaticMaskGenerator
 
@@ -286,7 +288,7 @@ class TextTask(Task):
                 if key not in masks:
                     masks[key] = encode_masks((final[q] if rank == 0 else cands.masks[c])[None])[0]
                 dets.append([query.category_id, key, float(scores[q, c])])
-        return {"coco_image_id": coco_image_id(sample), "masks": masks, "detections": dets}
+        return {"coco_image_id": coco_image_id(sample, required=False), "masks": masks, "detections": dets}
 
     # ------------------------------------------------------------------ metrics
     def compute_metrics(self, ctx: RunContext, results: list[ImageResult]) -> dict[str, float]:
