@@ -16,11 +16,12 @@ against the naive loop.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, ContextManager, Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
 
+from ...core.timing import StageTimers
 from ...core.types import ImageEmbedding, Prompts
 from ...data.types import ImageSample
 from ...errors import ConfigError, DataError
@@ -60,12 +61,6 @@ class ObjectTrace:
     iou_oracle: float = 0.0  # best click-1 candidate against ground truth
 
 
-def _no_timer(_: str) -> ContextManager[None]:
-    import contextlib
-
-    return contextlib.nullcontext()
-
-
 class GroundTruth:
     """The objects of one image as torch masks on the decoder's device, void pixels removed."""
 
@@ -90,7 +85,7 @@ def masks_and_ious(model: PromptableSegmenter, embedding: ImageEmbedding, low_re
         if gt.valid is not None:
             pred &= gt.valid
         index = torch.as_tensor(objects[sl], device=pred.device)
-        # core.masks.batched_mask_iou's counts, with each object's area counted once per image.
+        # IoU counts on torch, with each object's area counted once per image.
         inter = (pred & gt.masks[index][:, None]).flatten(2).sum(2)
         union = pred.flatten(2).sum(2) + gt.areas[index][:, None] - inter
         ious.append(torch.where(union > 0, inter.double() / union.clamp(min=1), 1.0).cpu())
@@ -102,8 +97,9 @@ def masks_and_ious(model: PromptableSegmenter, embedding: ImageEmbedding, low_re
 def interactive_session(model: PromptableSegmenter, embedding: ImageEmbedding, gts: list[np.ndarray],
                         ignore: Optional[np.ndarray], first_click: str = "center", max_clicks: int = 20,
                         feedback: bool = True, rng: Optional[np.random.Generator] = None,
-                        timed: Callable[[str], ContextManager[None]] = _no_timer) -> list[ObjectTrace]:
+                        timed: Optional[StageTimers] = None) -> list[ObjectTrace]:
     """Run the click protocol on all objects of one image; every object must have a non-void pixel."""
+    timed = timed if timed is not None else StageTimers()
     truth: Optional[GroundTruth] = None  # built on the decoder's device at the first round
     traces = [ObjectTrace() for _ in gts]
     with timed("clicks"):
