@@ -15,7 +15,7 @@ LAYERS = [
     {"io", "registry", "resources", "reference", "prompts", "config", "metadata", "plugins"},
     {"core"},  # tensors, checkpoints, caches, timers, edge maps
     {"data", "models"},  # readers and datasets; model adapters
-    {"taskdefs", "metrics", "amg", "engine"},  # task YAML; scoring; mask generation; run context
+    {"taskdefs", "metrics", "amg", "engine", "detect"},  # task YAML; scoring; mask generation; run context; boxes
     {"reporting"},  # report building and formats
     {"tasks"},  # the protocols
     {"runner"},  # one task on one dataset

@@ -21,6 +21,7 @@ from ..core.types import Decoded, ImageEmbedding, ModelInfo, Prompts
 from ..errors import ConfigError
 from ..registry import MODELS
 from .base import PromptableSegmenter
+from .details import model_details
 
 def default_batch_size(device: torch.device) -> int:
     """Prompts per decoder call. On CPU the decoder's per-prompt (256, 64, 64) intermediates stop
@@ -36,6 +37,12 @@ TINY_ARCHITECTURE = SamArchitecture(
 
 
 class SamSegmenter(PromptableSegmenter):
+    """SAM-1-style predictor harness; SAM-1-like families (HQ-SAM, MobileSAM) pass their own
+    official model object and, where their encoder or decoder signature differs, override
+    `_encoder_features` / `_mask_decoder`."""
+
+    family = "sam"
+
     def __init__(self, sam: Sam, info: ModelInfo, weights_sha256: str, device: torch.device,
                  precision: str = "fp32", batch_size: int | None = None) -> None:
         self.model = sam.to(device).eval()
@@ -45,7 +52,21 @@ class SamSegmenter(PromptableSegmenter):
         self.batch_size = batch_size or default_batch_size(device)
         self.transform = ResizeLongestSide(sam.image_encoder.img_size)
         # Preprocessing is part of the identity: same weights with another input size differ.
-        self.cache_fingerprint = f"sam|{weights_sha256}|resize{sam.image_encoder.img_size}|pil-bilinear|{precision}"
+        self.cache_fingerprint = (f"{self.family}|{weights_sha256}|resize{sam.image_encoder.img_size}"
+                                  f"|pil-bilinear|{precision}")
+
+    def _encoder_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"image_embed": self.model.image_encoder(x)}
+
+    def _mask_decoder(self, features: dict[str, torch.Tensor], sparse: torch.Tensor, dense: torch.Tensor,
+                      multimask: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model.mask_decoder(
+            image_embeddings=features["image_embed"],
+            image_pe=self.model.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=multimask,
+        )
 
     @torch.no_grad()
     def encode(self, image: np.ndarray) -> ImageEmbedding:
@@ -53,8 +74,11 @@ class SamSegmenter(PromptableSegmenter):
         resized = self.transform.apply_image(image)
         x = torch.as_tensor(resized, device=self.device).permute(2, 0, 1).contiguous()[None]
         with autocast(self.device, self.precision):
-            features = self.model.image_encoder(self.model.preprocess(x))
-        return ImageEmbedding({"image_embed": features.float()}, tuple(image.shape[:2]), tuple(x.shape[-2:]))
+            features = self._encoder_features(self.model.preprocess(x))
+        # Contiguous: a cached copy comes back contiguous, and kernels on another memory layout
+        # round differently (HQ-SAM's intermediate map is a channels-last view).
+        return ImageEmbedding({k: v.float().contiguous() for k, v in features.items()}, tuple(image.shape[:2]),
+                              tuple(x.shape[-2:]))
 
     @torch.no_grad()
     def decode(self, embedding: ImageEmbedding, prompts: Prompts, multimask: bool) -> Decoded:
@@ -77,15 +101,10 @@ class SamSegmenter(PromptableSegmenter):
                                     dtype=torch.float, device=self.device)
         if prompts.mask_logits is not None:
             masks = prompts.mask_logits.to(self.device, torch.float)
+        features = {k: v.to(self.device) for k, v in embedding.features.items()}
         with autocast(self.device, self.precision):
             sparse, dense = self.model.prompt_encoder(points=points, boxes=boxes, masks=masks)
-            low_res, iou = self.model.mask_decoder(
-                image_embeddings=embedding.features["image_embed"].to(self.device),
-                image_pe=self.model.prompt_encoder.get_dense_pe(),
-                sparse_prompt_embeddings=sparse,
-                dense_prompt_embeddings=dense,
-                multimask_output=multimask,
-            )
+            low_res, iou = self._mask_decoder(features, sparse, dense, multimask)
         return low_res.float(), iou.float()
 
     @torch.no_grad()
@@ -113,9 +132,9 @@ def build_sam_model(checkpoint: str | None = None, device: torch.device = torch.
     if not checkpoint:
         raise ConfigError("model 'sam' needs --checkpoint PATH (e.g. sam_vit_h_4b8939.pth)")
     loaded = load_sam_checkpoint(checkpoint)
-    info = ModelInfo("sam", untrained=False, details={
-        "checkpoint": loaded.path, "checkpoint_sha256": loaded.sha256,
-        "architecture": loaded.architecture.to_dict()})
+    info = ModelInfo("sam", untrained=False, details=model_details(
+        "SAM", loaded.architecture.name, loaded.model, loaded.path, loaded.sha256,
+        architecture=loaded.architecture.to_dict()))
     return SamSegmenter(loaded.model, info, loaded.sha256, device, precision, batch_size)
 
 

@@ -18,17 +18,18 @@ from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
-import torch
 
 from ..core.checkpoint import file_sha256
 from ..core.types import Prompts
 from ..data.coco_meta import check_crowd, coco_image_id, dataset_categories
 from ..data.coco_results import PerImageResults, encode_masks, load_detections
 from ..data.types import ImageSample
+from ..detect import read_source_note
+from ..detect.detectron2 import Detectron2Boxes
 from ..errors import ConfigError, DataError
 from ..metrics.coco import SegmEvaluator, image_ground_truth
 from ..models.base import PromptableSegmenter
-from ..reference import paper
+from ..reference import paper, peers
 from ..registry import TASKS
 from ..reporting.markdown import markdown_table
 from ..engine.context import ImageResult, RunContext
@@ -49,59 +50,7 @@ class InstancesOptions:
     refine: bool = True  # 2nd decoder pass: box + low-res logits of the most confident mask
     score: str = "detector"  # detector | predicted_iou | detector_x_predicted_iou
     max_dets: Optional[int] = None  # None: the official 100 per image and category (COCO) / 300 per image (LVIS)
-
-
-class Detectron2Boxes:
-    """Boxes from a detectron2 model: `detectron2:<config (.yaml or LazyConfig .py)>:<weights>`.
-
-    detectron2 is optional: it is imported only here. Its contiguous class indices are mapped to
-    the dataset's category ids in sorted order, as detectron2's COCO and LVIS loaders number them.
-    """
-
-    def __init__(self, spec: str, device: torch.device, category_ids: list[int]) -> None:
-        config, sep, weights = spec[len("detectron2:"):].partition(":")
-        if not (config and sep and weights):
-            raise ConfigError(f"--detector {spec}: expected detectron2:<config>:<weights>")
-        try:
-            import detectron2.data.transforms as T
-            from detectron2.checkpoint import DetectionCheckpointer
-            from detectron2.config import LazyConfig, get_cfg, instantiate
-            from detectron2.modeling import build_model
-        except ImportError:
-            raise ConfigError(f"--detector {spec}: detectron2 is not installed (it is optional; see "
-                              "https://detectron2.readthedocs.io), or pass --detections FILE") from None
-        if not Path(config).is_file():
-            raise ConfigError(f"--detector: config file {config} not found")
-        if config.endswith(".py"):  # LazyConfig, e.g. ViTDet
-            cfg = LazyConfig.load(config)
-            self.model = instantiate(cfg.model)
-            self.augment = T.AugmentationList(instantiate(cfg.dataloader.test.mapper.augmentations))
-            self.input_format = getattr(self.model, "input_format", "BGR")
-        else:
-            cfg = get_cfg()
-            cfg.merge_from_file(config)
-            self.model = build_model(cfg)
-            self.augment = T.AugmentationList([T.ResizeShortestEdge(
-                [cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MIN_SIZE_TEST], cfg.INPUT.MAX_SIZE_TEST)])
-            self.input_format = cfg.INPUT.FORMAT
-        DetectionCheckpointer(self.model).load(weights)
-        self.model.to(device).eval()
-        self.T, self.device, self.category_ids = T, device, np.asarray(category_ids)
-
-    @torch.no_grad()
-    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        h, w = image.shape[:2]
-        inp = self.T.AugInput(image if self.input_format == "RGB" else np.ascontiguousarray(image[:, :, ::-1]))
-        self.augment(inp)
-        tensor = torch.as_tensor(inp.image.astype("float32").transpose(2, 0, 1)).to(self.device)
-        inst = self.model([{"image": tensor, "height": h, "width": w}])[0]["instances"].to("cpu")
-        classes = inst.pred_classes.numpy()
-        if len(classes) and classes.max() >= len(self.category_ids):
-            raise ConfigError(f"detector predicts class {classes.max()} but the dataset has "
-                              f"{len(self.category_ids)} categories")
-        xyxy = inst.pred_boxes.tensor.numpy().astype(np.float64)
-        xywh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
-        return xywh, self.category_ids[classes].astype(np.int64), inst.scores.numpy().astype(np.float64)
+    box_source: Optional[str] = None  # label of the boxes, e.g. ViTDet-H; default: `detect`'s note, else the file name
 
 
 @TASKS.register("instances", help="instance segmentation from detector boxes, COCO/LVIS mask AP (Table 5)")
@@ -141,9 +90,24 @@ class InstancesTask(Task):
                 self._detections_sha = file_sha256(Path(self.options.detections))
             desc["detections"] = str(Path(self.options.detections).resolve())
             desc["detections_sha256"] = self._detections_sha
+        desc["box_source"] = self.box_source_label()
+        if self.options.detections and not self.options.box_source:
+            desc["box_source_note"] = read_source_note(self.options.detections)
         desc["mask_choice"] = "highest predicted IoU of 3 (multimask), then " + (
             "one refinement pass (box + its low-res logits)" if self.options.refine else "no refinement")
         return desc
+
+    def box_source_label(self) -> str:
+        """What the boxes are, as printed beside AP: the option, `detect`'s note, or a fallback."""
+        o = self.options
+        if o.box_source:
+            return o.box_source
+        if o.boxes == "gt":
+            return "ground-truth boxes"
+        if o.detector:
+            return f"detectron2:{Path(o.detector[len('detectron2:'):].partition(':')[0]).stem}"
+        note = read_source_note(o.detections)
+        return note["box_source"] if note else f"unlabelled detections ({Path(o.detections).name})"
 
     def setup(self, ctx: RunContext) -> None:
         categories = dataset_categories(ctx.dataset, self.name)
@@ -226,16 +190,21 @@ class InstancesTask(Task):
         cols = ref["columns"]  # AP APs APm APl
         header = [f"COCO {c}" for c in cols] + [f"LVIS {c}" for c in cols]
         rows: dict[str, dict[str, float]] = {}
-        for method in ref["coco"]:
+        sources = {_box_source(e) for e in entries}
+        # The paper prompts with ViTDet-H boxes: its rows sit beside runs whose boxes say ViTDet.
+        vitdet = any("vitdet" in s.lower() for s in sources)
+        for method in ref["coco"] if vitdet else []:
             label = f"{method} (paper)"
             rows[label] = {f"COCO {c}": v for c, v in zip(cols, ref["coco"][method])}
             rows[label].update({f"LVIS {c}": v for c, v in zip(cols, ref["lvis"].get(method, []))})
+        published = peers()["vitdet_box_prompted_mask_ap"]
+        for method, values in (published.items() if vitdet else []):
+            if method not in ("source", "columns"):
+                rows[f"{method} (published)"] = {c: v for c, v in zip(published["columns"], values) if v is not None}
         extra = {}
         for e in entries:
-            opts = e.record.get("task_options", {})
             lvis = "APr" in e.metrics or e.dataset.startswith("lvis")
-            source = "gt boxes" if opts.get("boxes") == "gt" else "detector boxes"
-            label = f"{e.run_label}, {source}"
+            label = f"{e.run_label}, {_box_source(e)}"
             if e.dataset not in ("coco", "lvis_v1"):
                 label += f" [{e.dataset}]"
             group = "LVIS" if lvis else "COCO"
@@ -245,8 +214,12 @@ class InstancesTask(Task):
         table.index.name = "method"
         lines = [f"## {cls.title}", "",
                  "Mask AP (%) with boxes as prompts; the paper prompts SAM ViT-H with ViTDet-H boxes. "
-                 "COCO: pycocotools; LVIS v1: lvis-api (300 detections per image).", "",
-                 markdown_table(table), "", "All metrics (%):", ""]
+                 "COCO: pycocotools; LVIS v1: lvis-api (300 detections per image). Box sources: "
+                 + "; ".join(sorted(sources)) + "." + ("" if vitdet else
+                 " The paper's rows (ViTDet-H boxes) are left out: no run here has boxes labelled ViTDet.")
+                 + (" '(published)': SAM-family models prompted by ViTDet-H boxes, from the EfficientViT-SAM and "
+                    "EdgeSAM READMEs." if vitdet else ""),
+                 "", markdown_table(table), "", "All metrics (%):", ""]
         full = pd.DataFrame.from_dict(extra, orient="index")
         full.index.name = "run · dataset"
         lines.append(markdown_table(full))
