@@ -60,9 +60,3 @@ class Detectron2Boxes:
         xyxy = inst.pred_boxes.tensor.numpy().astype(np.float64)
         xywh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
         return xywh, self.category_ids[classes].astype(np.int64), inst.scores.numpy().astype(np.float64)
-
-
-def _box_source(entry: ReportEntry) -> str:
-    """The box source a run recorded (runs from before box sources were recorded: the kind)."""
-    opts = entry.record.get("task_options", {})
-    return opts.get("box_source") or ("ground-truth boxes" if opts.get("boxes") == "gt" else "detector boxes")

@@ -53,6 +53,12 @@ class InstancesOptions:
     box_source: Optional[str] = None  # label of the boxes, e.g. ViTDet-H; default: `detect`'s note, else the file name
 
 
+def _box_source(entry: ReportEntry) -> str:
+    """The box source a run recorded (runs from before box sources were recorded: the kind)."""
+    opts = entry.record.get("task_options", {})
+    return opts.get("box_source") or ("ground-truth boxes" if opts.get("boxes") == "gt" else "detector boxes")
+
+
 @TASKS.register("instances", help="instance segmentation from detector boxes, COCO/LVIS mask AP (Table 5)")
 class InstancesTask(Task):
     name = "instances"
