@@ -189,10 +189,9 @@ def run_suite_command(args: argparse.Namespace, extra: list[str]) -> int:
                              tasks=[t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None,
                              limit=args.limit, run=run_settings)
     outcomes = run_suite(settings)
-    if (out / "run.json").exists():
-        write_report([out], out / "report.md")
     print("\n".join(summary_lines(args.suite, outcomes)))
-    print(f"report: {out / 'report.md'}")
+    if (out / "run.json").exists():  # nothing ran ever: no report
+        print(f"report: {write_report([out], out / 'report.md')}")
     return 1 if any(o.status == "failed" for o in outcomes) else 0
 
 

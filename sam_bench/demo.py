@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .data.synthetic import generate
+from .errors import SamBenchError
 from .reporting.writer import write_report
 from .suite_runner import SuiteSettings, run_suite, summary_lines
 from .tasks.text.clip import write_tiny_clip
@@ -19,6 +20,6 @@ def run_demo(out: str | Path = "results/demo", device: str = "auto", n_images: i
                                        run={"device": device}))
     failed = [o for o in outcomes if o.status in ("failed", "skipped")]
     if failed:
-        raise RuntimeError("\n".join(summary_lines("demo", outcomes)))
+        raise SamBenchError("; ".join(summary_lines("demo", outcomes)))
     models = list(dict.fromkeys(o.model for o in outcomes))
     return write_report([out / m for m in models], out / "report.md")
