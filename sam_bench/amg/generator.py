@@ -40,11 +40,11 @@ from torchvision.ops.boxes import batched_nms, box_area
 
 from ..core.timing import StageTimers
 from ..core.types import Decoded, ImageEmbedding, Prompts
+from ..data.coco_results import rle_encode
 from ..errors import ConfigError
 from ..models.base import PromptableSegmenter
 from .output import (
     boxes_from_rles,
-    encode_masks,
     rank_order,
     remove_small_regions_and_duplicates,
     segmentation,
@@ -177,7 +177,7 @@ class AutomaticMaskGenerator:
                     if s.stability_score_thresh > 0.0:
                         keep = stability >= s.stability_score_thresh
                         sub, stability, masks = sub[keep.to(sub.device)], stability[keep], masks[keep]
-                    rles = encode_masks(masks)
+                    rles = rle_encode(masks)
                     boxes = boxes_from_rles(rles)
                     inside = ~is_box_near_crop_edge(boxes, crop_box, full_box)
                     kept = sub[inside.to(sub.device)]

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
+import torch
 from pycocotools import mask as mask_utils
 
 from ..errors import DataError
@@ -29,12 +30,20 @@ def json_rle(rle: dict[str, Any]) -> dict[str, Any]:
     return {"size": [int(v) for v in rle["size"]], "counts": counts}
 
 
-def encode_masks(masks: np.ndarray) -> list[dict[str, Any]]:
-    """(N, H, W) bool masks -> compressed RLEs with str counts (json-ready COCO segmentation)."""
+def rle_encode(masks: np.ndarray | torch.Tensor) -> list[dict[str, Any]]:
+    """(N, H, W) bool masks (numpy or torch, any device) -> pycocotools RLEs (bytes counts)."""
     if len(masks) == 0:
         return []
-    rles = mask_utils.encode(np.asfortranarray(np.transpose(masks, (1, 2, 0)).astype(np.uint8)))
-    return [json_rle(r) for r in rles]
+    if isinstance(masks, torch.Tensor):
+        # (N, W, H) C-contiguous is (H, W, N) Fortran-contiguous: what pycocotools wants, no copy.
+        columns = masks.permute(0, 2, 1).contiguous().cpu().numpy().view(np.uint8)
+        return mask_utils.encode(columns.transpose(2, 1, 0))
+    return mask_utils.encode(np.asfortranarray(np.transpose(masks, (1, 2, 0)).astype(np.uint8)))
+
+
+def encode_masks(masks: np.ndarray | torch.Tensor) -> list[dict[str, Any]]:
+    """(N, H, W) bool masks -> compressed RLEs with str counts (json-ready COCO segmentation)."""
+    return [json_rle(r) for r in rle_encode(masks)]
 
 
 @dataclass
