@@ -16,7 +16,7 @@ from sam_bench.cli import main
 from sam_bench.config import RunConfig
 from sam_bench.core.types import Prompts
 from sam_bench.data.registry import open_dataset
-from sam_bench.data.types import ImageSample, ObjectAnnotation
+from sam_bench.data.types import CocoImage, ImageSample, ObjectAnnotation
 from sam_bench.errors import ConfigError
 from sam_bench.metrics.text import intersection_union
 from sam_bench.prompts.clicks import center_click
@@ -161,7 +161,7 @@ def test_crowd_regions_kept_as_objects_are_ignored(tiny_model, tmp_path):
     regular[2:10, 2:10], crowd[2:10, 10:20], other[12:18, 2:28] = True, True, True
     sample = ImageSample("7", lambda: np.zeros((20, 30, 3), np.uint8), 20, 30, objects=[
         ObjectAnnotation("1", regular, "person", 1), ObjectAnnotation("2", crowd, "person", 1, extra={"iscrowd": 1}),
-        ObjectAnnotation("3", other, "bench", 15)], extra={"coco_image_id": 7})
+        ObjectAnnotation("3", other, "bench", 15)], coco=CocoImage(7))
 
     def source(ctx, sample, image, embed):  # the person plus the crowd next to it, and the bench
         masks = np.stack([regular | crowd, other])

@@ -12,12 +12,12 @@ log = logging.getLogger(__name__)
 
 
 def coco_image_id(sample: ImageSample, required: bool = True) -> Any:
-    """The image's id in the annotation json (set by the `coco` and `refcoco` readers)."""
-    if "coco_image_id" not in sample.extra:
+    """The image's id in the annotation json (`sample.coco`, set by the `coco` and `refcoco` readers)."""
+    if sample.coco is None:
         if not required:
             return None
-        raise DataError(f"image {sample.image_id}: no 'coco_image_id' (COCO/LVIS protocols need the 'coco' reader)")
-    return sample.extra["coco_image_id"]
+        raise DataError(f"image {sample.image_id}: no COCO image record (COCO/LVIS protocols need the 'coco' reader)")
+    return sample.coco.id
 
 
 def dataset_categories(dataset: Dataset, task: str) -> list[dict[str, Any]]:

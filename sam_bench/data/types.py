@@ -30,6 +30,23 @@ class ObjectAnnotation:
             self.area = float(np.count_nonzero(self.mask))
 
 
+@dataclass(frozen=True)
+class CocoImage:
+    """The image's record in a COCO / LVIS annotation json (what COCO / LVIS scoring needs)."""
+
+    id: int
+    neg_category_ids: tuple[int, ...] = ()  # LVIS: categories verified absent
+    not_exhaustive_category_ids: tuple[int, ...] = ()  # LVIS: categories not exhaustively annotated
+
+
+@dataclass
+class EdgeTruth:
+    """Boundary ground truth of every annotator (BSDS500 layout)."""
+
+    boundaries: list[np.ndarray]  # (H, W) bool per annotator
+    source: Optional[Path] = None  # the groundTruth .mat file the BSDS evaluation reads, when there is one
+
+
 @dataclass
 class ImageSample:
     """One image with its objects. Pixels in `ignore` are excluded from IoU and never clicked."""
@@ -41,7 +58,9 @@ class ImageSample:
     objects: list[ObjectAnnotation] = field(default_factory=list)
     ignore: Optional[np.ndarray] = None  # (H, W) bool
     path: Optional[Path] = None
-    extra: dict[str, Any] = field(default_factory=dict)  # e.g. "edge_gt": list of (H, W) bool maps
+    coco: Optional[CocoImage] = None  # set by readers of COCO-format annotation files
+    edges: Optional[EdgeTruth] = None  # set by readers with boundary annotations
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form reader detail (e.g. RefCOCO expressions)
 
 
 class Dataset(ABC):

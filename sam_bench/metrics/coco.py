@@ -52,8 +52,8 @@ def image_ground_truth(sample: ImageSample) -> tuple[dict[str, Any], list[dict[s
     """
     image_id = coco_image_id(sample)
     image = {"id": image_id, "height": sample.height, "width": sample.width,
-             "neg_category_ids": list(sample.extra.get("neg_category_ids", [])),
-             "not_exhaustive_category_ids": list(sample.extra.get("not_exhaustive_category_ids", []))}
+             "neg_category_ids": list(sample.coco.neg_category_ids),
+             "not_exhaustive_category_ids": list(sample.coco.not_exhaustive_category_ids)}
     objects = [o for o in sample.objects if o.category_id is not None]
     rles = encode_masks(np.stack([o.mask for o in objects])) if objects else []
     anns = []

@@ -138,11 +138,11 @@ class EdgesTask(Task):
         return np.clip(edge, 0.0, 1.0), len(low_res)
 
     def evaluate_image(self, ctx: RunContext, sample: ImageSample) -> ImageResult:
-        truth = sample.extra.get("edge_gt")
         where = sample.path or sample.image_id
-        if not truth:
-            raise DataError(f"{where}: no edge ground truth (sample.extra['edge_gt']); task 'edges' "
-                            "needs a dataset with boundary annotations such as bsds500")
+        if sample.edges is None or not sample.edges.boundaries:
+            raise DataError(f"{where}: no edge ground truth; task 'edges' needs a dataset with boundary "
+                            "annotations such as bsds500")
+        truth = sample.edges.boundaries
         image = sample.load_image()
         edge, n_masks = self.edge_map(ctx, image)
         if edge.shape != truth[0].shape:
@@ -154,7 +154,7 @@ class EdgesTask(Task):
         if not ok:
             raise DataError(f"{where}: OpenCV could not encode the edge map as PNG")
         atomic_write(ctx.out_dir / relative, lambda f: f.write(png.tobytes()), mode="wb")
-        ground_truth = sample.extra.get("gt_mat")
+        ground_truth = sample.edges.source
         if ground_truth is None:  # a reader without .mat files: keep the maps beside the results
             ground_truth = ctx.out_dir / "ground_truth" / f"{sample.image_id}.npz"
             stacked = np.stack([np.asarray(b, dtype=bool) for b in truth])
