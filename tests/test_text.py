@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -16,7 +15,7 @@ from sam_bench.cli import main
 from sam_bench.config import RunConfig
 from sam_bench.core.types import Prompts
 from sam_bench.data.registry import open_dataset
-from sam_bench.data.types import CocoImage, ImageSample, ObjectAnnotation
+from sam_bench.data.types import CocoImage, Dataset, ImageSample, ObjectAnnotation
 from sam_bench.errors import ConfigError
 from sam_bench.metrics.text import intersection_union
 from sam_bench.prompts.clicks import center_click
@@ -63,6 +62,22 @@ def gt_candidates(order_seed: int = 0, shift: int = 3, with_prompts: bool = Fals
             prompts = Prompts(points=np.array([[[c.x, c.y]] for c in clicks], float), labels=np.ones((len(masks), 1)))
         return Candidates(masks, boxes_of(masks), np.ones(len(masks)), prompts)
     return source
+
+
+class InMemory(Dataset):
+    """A dataset with no images and no COCO metadata (the Dataset defaults)."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.metadata = name, {}
+
+    def __len__(self) -> int:
+        return 0
+
+    def image_ids(self) -> list[str]:
+        return []
+
+    def get(self, index: int) -> ImageSample:
+        raise IndexError(index)
 
 
 def context(model, dataset, out: Path, data_root: Path) -> RunContext:
@@ -168,7 +183,7 @@ def test_crowd_regions_kept_as_objects_are_ignored(tiny_model, tmp_path):
         return Candidates(masks, boxes_of(masks), np.ones(2))
 
     task = TextTask(TextOptions(ap_categories="none"), scorer=OracleScorer(), candidate_source=source)
-    ctx = context(tiny_model, SimpleNamespace(name="unit"), tmp_path, tmp_path)
+    ctx = context(tiny_model, InMemory("unit"), tmp_path, tmp_path)
     task.setup(ctx)
     rows = task.evaluate_image(ctx, sample).rows
     assert [(r["phrase"], r["choice"], r["iou"]) for r in rows] == [("person", 0, 1.0), ("bench", 1, 1.0)]

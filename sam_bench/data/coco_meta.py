@@ -22,7 +22,7 @@ def coco_image_id(sample: ImageSample, required: bool = True) -> Any:
 
 def dataset_categories(dataset: Dataset, task: str) -> list[dict[str, Any]]:
     """The dataset's COCO category records; a task scored per category cannot run without them."""
-    categories = getattr(dataset, "categories", None)
+    categories = list(dataset.categories)
     if not categories:
         raise ConfigError(f"task '{task}' needs a COCO/LVIS-format dataset (reader 'coco' with "
                           f"categories); '{dataset.name}' has none")

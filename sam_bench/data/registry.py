@@ -99,6 +99,8 @@ class LimitedDataset(Dataset):
         self.limit = min(limit, len(base))
         self.name = base.name
         self.metadata = {**base.metadata, "limit": limit}
+        self.categories = base.categories  # typed metadata of the reader (see Dataset)
+        self.annotation_file = base.annotation_file
 
     def __len__(self) -> int:
         return self.limit
@@ -111,5 +113,8 @@ class LimitedDataset(Dataset):
             raise IndexError(index)
         return self.base.get(index)
 
-    def __getattr__(self, item: str) -> Any:  # reader-specific accessors (e.g. annotation files)
+    def expressions(self) -> list[str]:
+        return self.base.expressions()
+
+    def __getattr__(self, item: str) -> Any:  # other reader-specific accessors
         return getattr(self.base, item)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -69,6 +69,14 @@ class Dataset(ABC):
     name: str = "dataset"
     #: Recorded in run.json: reader, root, split, subsampling seed and counts, ...
     metadata: dict[str, Any]
+    #: COCO category records (id, name, LVIS frequency, ...) of COCO-format datasets; () otherwise.
+    categories: Sequence[dict[str, Any]] = ()
+    #: The COCO / LVIS annotation json that scoring reads, for COCO-format datasets.
+    annotation_file: Optional[Path] = None
+
+    def expressions(self) -> list[str]:
+        """Every referring expression of a RefCOCO-format dataset; [] for the others."""
+        return []
 
     @abstractmethod
     def __len__(self) -> int: ...

@@ -50,7 +50,7 @@ def run_detect(detector: str, dataset: str, data_root: str, out: str, weights: O
     from .sources import SCORE_THRESHOLD, build_source
 
     data = open_dataset(dataset, data_root, split, limit)
-    categories = getattr(data, "categories", None)
+    categories = list(data.categories)
     if not categories:
         raise ConfigError(f"detect needs a COCO/LVIS-format dataset with categories; '{dataset}' has none")
     source = build_source(detector, weights, resolve_device(device), categories)

@@ -151,13 +151,13 @@ class TextTask(Task):
     # ------------------------------------------------------------------ setup
     def setup(self, ctx: RunContext) -> None:
         model: PromptableSegmenter = ctx.model  # type: ignore[assignment]  # runner checked Task.requires
-        has_expressions = callable(getattr(ctx.dataset, "expressions", None))
+        has_expressions = bool(ctx.dataset.expressions())
         self.kind = {"auto": "expression" if has_expressions else "category",
                      "categories": "category", "expressions": "expression"}[self.options.phrases]
         if self.kind == "expression" and not has_expressions:
             raise ConfigError(f"dataset '{ctx.dataset.name}' has no referring expressions (phrases=expressions "
                               "needs a RefCOCO-format dataset)")
-        self.categories = {int(c["id"]): phrase_of(c["name"]) for c in getattr(ctx.dataset, "categories", None) or []}
+        self.categories = {int(c["id"]): phrase_of(c["name"]) for c in ctx.dataset.categories}
         if self.scorer is None:
             if self.options.rank_by == "detector":
                 self.scorer = DetectorScoreScorer()
@@ -312,7 +312,7 @@ class TextTask(Task):
         return metrics
 
     def _mask_ap(self, ctx: RunContext, results: list[ImageResult]) -> dict[str, float]:
-        ann_file = getattr(ctx.dataset, "annotation_file", None)
+        ann_file = ctx.dataset.annotation_file
         image_ids = [r.payload["coco_image_id"] for r in results if r.payload.get("coco_image_id") is not None]
         if ann_file is None or not image_ids:
             return {}
