@@ -71,7 +71,7 @@ def test_clear_errors(tmp_path, small_checkpoint, checkpoint):
         build_sam2_model(str(missing))
     with pytest.raises(CheckpointError, match="not a SAM 2 state dict"):
         build_sam2_model(str(small_checkpoint))  # a SAM 1 checkpoint
-    with pytest.raises(ConfigError, match="unknown --model-args colour"):
+    with pytest.raises(ConfigError, match="has no argument\(s\) colour"):
         build_sam2_model(str(checkpoint), colour="red")
     with pytest.raises(CheckpointError, match="does not match sam2 config configs/sam2.1/sam2.1_hiera_s.yaml"):
         build_sam2_model(str(checkpoint), config="configs/sam2.1/sam2.1_hiera_s.yaml")
@@ -153,27 +153,26 @@ def test_point_task_click1_equals_predictor(setup, checkpoint, grabcut_root, sam
 
 def test_embedding_cache_hit_equals_miss(setup, sample, tmp_path):
     from sam_bench.core.cache import EmbeddingCache
-    from sam_bench.tasks.base import RunContext
+    from sam_bench.models.cached import CachedSegmenter
 
     segmenter, embedding, _ = setup
     image = sample.load_image()
-    ctx = RunContext(model=segmenter, dataset=None, out_dir=tmp_path, device=torch.device("cpu"),
-                     config=None, cache=EmbeddingCache(tmp_path / "cache"))
+    cached = CachedSegmenter(segmenter, EmbeddingCache(tmp_path / "cache"))
     encode = segmenter.encode
     segmenter.encode = lambda _: embedding  # the encoder is tested above; this is about the cache
     try:
-        miss = ctx.embed(image)
-        hit = ctx.embed(image)
+        miss = cached.encode(image)
+        hit = cached.encode(image)
     finally:
         segmenter.encode = encode
-    assert (ctx.cache.misses, ctx.cache.hits) == (1, 1)
+    assert (cached.cache.misses, cached.cache.hits) == (1, 1)
     assert isinstance(hit, ImageEmbedding) and set(hit.features) == set(embedding.features)
     for name, tensor in miss.features.items():
         assert torch.equal(tensor, hit.features[name])
         assert torch.equal(tensor, embedding.features[name].half().float())
     prompts = Prompts(np.array([[[100.0, 120.0]]]), np.array([[1]]))
-    assert torch.equal(segmenter.decode(miss, prompts, True).low_res_logits,
-                       segmenter.decode(hit, prompts, True).low_res_logits)
+    assert torch.equal(cached.decode(miss, prompts, True).low_res_logits,
+                       cached.decode(hit, prompts, True).low_res_logits)
 
 
 @pytest.mark.parametrize("use_m2m", [False, True])

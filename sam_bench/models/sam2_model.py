@@ -27,10 +27,12 @@ from ..core.types import Decoded, ImageEmbedding, ModelInfo, Prompts
 from ..errors import CheckpointError, ConfigError
 from ..registry import MODELS
 from .base import PromptableSegmenter
-from .family import bool_arg, check_model_args, import_backend, parameter_count
+from .args import convert_model_args, to_bool
+from .backends import declare_backend, import_backend
+from .details import model_details
 from .sam import default_batch_size
 
-INSTALL = "SAM2_BUILD_CUDA=0 pip install --no-build-isolation sam2  (or: pip install 'sam-bench[sam2]')"
+declare_backend("sam2", "sam2", "sam2 (built with SAM2_BUILD_CUDA=0 pip install --no-build-isolation)", "sam2")
 LOGIT_CLAMP = 32.0  # SAM2ImagePredictor._predict clamps the low-res logits it returns
 # Hiera trunk (patch-embed width, number of blocks) -> config size suffix of the released models.
 HIERA_SIZES = {(96, 12): "t", (96, 16): "s", (112, 24): "b+", (144, 48): "l"}
@@ -64,7 +66,7 @@ def packaged_configs() -> list[str]:
 
 def build_model(config: str, apply_postprocessing: bool) -> torch.nn.Module:
     """Random-weight SAM2Base from a packaged config, through the package's own build_sam2."""
-    build_sam = import_backend("sam2.build_sam", "sam2", INSTALL)
+    build_sam = import_backend("sam2", "sam2.build_sam")
     known = packaged_configs()
     if config not in known:
         raise ConfigError(f"sam2 config '{config}' is not one of the sam2 package's configs: {', '.join(known)}")
@@ -73,7 +75,7 @@ def build_model(config: str, apply_postprocessing: bool) -> torch.nn.Module:
 
 def load_sam2(path: str, config: str | None = None, apply_postprocessing: bool = True) -> tuple[torch.nn.Module, str]:
     """Build the official model for an official-layout checkpoint ({"model": state_dict})."""
-    import_backend("sam2", "sam2", INSTALL)
+    import_backend("sam2")
     state = read_state_dict(path)
     config = config or infer_config(state, path)
     model = build_model(config, apply_postprocessing)
@@ -161,7 +163,10 @@ class Sam2Segmenter(PromptableSegmenter):
         masks = None
         if prompts.mask_logits is not None:
             masks = prompts.mask_logits.to(self.device, torch.float).clamp(-LOGIT_CLAMP, LOGIT_CLAMP)
-        features = {k: v.to(self.device) for k, v in embedding.features.items()}
+        # The predictor's maps are views of (HW, 1, C) tensors, i.e. channels-last. Same layout here,
+        # fresh or read from the cache, so the decoder runs the predictor's kernels bit for bit.
+        features = {k: v.to(self.device).contiguous(memory_format=torch.channels_last)
+                    for k, v in embedding.features.items()}
         high_res = [features[f"high_res_feats_{i}"] for i in range(len(features) - 1)]
         with autocast(self.device, self.precision):
             sparse, dense = self.model.sam_prompt_encoder(
@@ -186,14 +191,12 @@ class Sam2Segmenter(PromptableSegmenter):
                               "--model-args config=configs/sam2.1/sam2.1_hiera_t.yaml,apply_postprocessing=true")
 def build_sam2_model(checkpoint: str | None = None, device: torch.device = torch.device("cpu"),
                      precision: str = "fp32", batch_size: int | None = None, **model_args: object) -> Sam2Segmenter:
-    check_model_args("sam2", model_args, ("config", "apply_postprocessing"))
+    args = convert_model_args("sam2", model_args, {"config": (str, None), "apply_postprocessing": (to_bool, True)})
     if not checkpoint:
         raise ConfigError("model 'sam2' needs --checkpoint PATH (e.g. sam2.1_hiera_large.pt)")
-    post = bool_arg("sam2", "apply_postprocessing", model_args.get("apply_postprocessing", True))
-    config = model_args.get("config")
-    model, config = load_sam2(checkpoint, str(config) if config else None, post)
+    model, config = load_sam2(checkpoint, args["config"], args["apply_postprocessing"])
     sha = file_sha256(Path(checkpoint))
-    info = ModelInfo("sam2", untrained=False, details={
-        "family": "sam2", "config": config, "size": Path(config).stem, "parameters": parameter_count(model),
-        "apply_postprocessing": post, "checkpoint": str(checkpoint), "checkpoint_sha256": sha})
+    info = ModelInfo("sam2", untrained=False, details=model_details(
+        "sam2", Path(config).stem, model, str(checkpoint), sha, config=config,
+        apply_postprocessing=args["apply_postprocessing"]))
     return Sam2Segmenter(model, info, sha, device, precision, batch_size)

@@ -24,10 +24,13 @@ from ..core.device import autocast
 from ..core.types import ImageEmbedding, ModelInfo
 from ..errors import CheckpointError, ConfigError
 from ..registry import MODELS
-from .family import check_model_args, import_backend, parameter_count
+from .args import convert_model_args
+from .backends import declare_backend, import_backend
+from .details import model_details
 from .sam2_model import Sam2Segmenter
 
-INSTALL = "pip install 'sam-bench[sam3]'  (sam3 and psutil)"
+# sam3 0.1.4 imports psutil without declaring it.
+declare_backend("sam3", "sam3", "sam3 and psutil", "sam3", needs=("psutil",))
 
 
 def load_sam3(path: str, device: torch.device) -> tuple[torch.nn.Module, dict]:
@@ -86,13 +89,12 @@ class Sam3Segmenter(Sam2Segmenter):
                               "(package sam3); size read from the weights")
 def build_sam3_model(checkpoint: str | None = None, device: torch.device = torch.device("cpu"),
                      precision: str = "fp32", batch_size: int | None = None, **model_args: object) -> Sam3Segmenter:
-    check_model_args("sam3", model_args, ())
+    convert_model_args("sam3", model_args, {})
     if not checkpoint:
         raise ConfigError("model 'sam3' needs --checkpoint PATH (sam3.pt)")
-    import_backend("sam3", "sam3", INSTALL)
+    import_backend("sam3")
     model, details = load_sam3(checkpoint, device)
     sha = file_sha256(Path(checkpoint))
-    info = ModelInfo("sam3", untrained=False, details={
-        "family": "sam3", "size": details["architecture"]["name"], "parameters": parameter_count(model),
-        **details, "checkpoint": str(checkpoint), "checkpoint_sha256": sha})
+    info = ModelInfo("sam3", untrained=False, details=model_details(
+        "sam3", details["architecture"]["name"], model, str(checkpoint), sha, **details))
     return Sam3Segmenter(model, info, sha, device, precision, batch_size)
