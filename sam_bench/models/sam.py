@@ -21,6 +21,9 @@ from ..core.types import Decoded, ImageEmbedding, ModelInfo, Prompts
 from ..errors import ConfigError
 from ..registry import MODELS
 from .base import PromptableSegmenter
+from .sam_fast_decoder import FastMaskDecoder, ImageSide, supports
+
+DECODERS = ("fast", "official")
 
 def default_batch_size(device: torch.device) -> int:
     """Prompts per decoder call. On CPU the decoder's per-prompt (256, 64, 64) intermediates stop
@@ -36,16 +39,46 @@ TINY_ARCHITECTURE = SamArchitecture(
 
 
 class SamSegmenter(PromptableSegmenter):
+    """decoder="fast" (default) runs the official mask decoder's modules in the call order of
+    sam_fast_decoder.py (equal within float rounding, measured faster); "official" calls
+    MaskDecoder.forward. Decoders that are not exactly segment_anything's MaskDecoder (e.g.
+    HQ-SAM's) always take the official call."""
+
     def __init__(self, sam: Sam, info: ModelInfo, weights_sha256: str, device: torch.device,
-                 precision: str = "fp32", batch_size: int | None = None) -> None:
+                 precision: str = "fp32", batch_size: int | None = None, decoder: str = "fast") -> None:
+        if decoder not in DECODERS:
+            raise ConfigError(f"decoder {decoder!r}: choose one of {', '.join(DECODERS)}")
         self.model = sam.to(device).eval()
         self.info = info
         self.device = device
         self.precision = precision
         self.batch_size = batch_size or default_batch_size(device)
         self.transform = ResizeLongestSide(sam.image_encoder.img_size)
+        self.fast: FastMaskDecoder | None = None
+        if decoder == "fast" and supports(sam.mask_decoder):
+            with torch.no_grad():
+                self.fast = FastMaskDecoder(sam.mask_decoder, sam.prompt_encoder.get_dense_pe())
+        self.info.details["decoder"] = "fast" if self.fast is not None else "official"
+        self.compiled = False
+        self._encoder = sam.image_encoder
+        self._official_decoder = sam.mask_decoder
+        self._fast_forward = None if self.fast is None else self.fast.forward
         # Preprocessing is part of the identity: same weights with another input size differ.
         self.cache_fingerprint = f"sam|{weights_sha256}|resize{sam.image_encoder.img_size}|pil-bilinear|{precision}"
+
+    def enable_compile(self) -> None:
+        """torch.compile the image encoder and the mask decoder (once per process; recorded in the
+        model's details, hence in run.json and the run identity). Decoder chunks are padded to
+        the batch size and the prompt-token count is marked dynamic, so new images and click
+        counts do not recompile."""
+        if self.compiled:
+            return
+        self._encoder = torch.compile(self.model.image_encoder, dynamic=False)
+        self._official_decoder = torch.compile(self.model.mask_decoder)
+        if self.fast is not None:
+            self._fast_forward = torch.compile(self.fast.forward)
+        self.compiled = True
+        self.info.details["compiled"] = True
 
     @torch.no_grad()
     def encode(self, image: np.ndarray) -> ImageEmbedding:
@@ -53,20 +86,34 @@ class SamSegmenter(PromptableSegmenter):
         resized = self.transform.apply_image(image)
         x = torch.as_tensor(resized, device=self.device).permute(2, 0, 1).contiguous()[None]
         with autocast(self.device, self.precision):
-            features = self.model.image_encoder(self.model.preprocess(x))
+            features = self._encoder(self.model.preprocess(x))
         return ImageEmbedding(features.float(), tuple(image.shape[:2]), tuple(x.shape[-2:]))
 
     @torch.no_grad()
     def decode(self, embedding: ImageEmbedding, prompts: Prompts, multimask: bool) -> Decoded:
         logits, ious = [], []
+        shared = None  # the fast decoder's image-side work, shared by all chunks without mask input
         for start in range(0, len(prompts), self.batch_size):
             chunk = prompts.select(slice(start, start + self.batch_size))
-            low, iou = self._decode_chunk(embedding, chunk, multimask)
-            logits.append(low)
-            ious.append(iou)
+            with autocast(self.device, self.precision):
+                sparse, dense = self._encode_prompts(embedding, chunk)
+                if self.fast is None:
+                    low, iou = self._official_decoder(
+                        image_embeddings=_image_embed(embedding).to(self.device),
+                        image_pe=self.model.prompt_encoder.get_dense_pe(), sparse_prompt_embeddings=sparse,
+                        dense_prompt_embeddings=dense, multimask_output=multimask)
+                else:
+                    if chunk.mask_logits is None and shared is None:
+                        shared = self.fast.image_side(_image_embed(embedding).to(self.device), dense[:1])
+                    side = shared if shared is not None else self.fast.image_side(
+                        _image_embed(embedding).to(self.device), dense)
+                    low, iou = self._run_fast(side, sparse, multimask)
+            logits.append(low.float())
+            ious.append(iou.float())
         return Decoded(torch.cat(logits), torch.cat(ious))
 
-    def _decode_chunk(self, embedding: ImageEmbedding, prompts: Prompts, multimask: bool):
+    def _encode_prompts(self, embedding: ImageEmbedding, prompts: Prompts) -> tuple[torch.Tensor, torch.Tensor]:
+        """The official prompt encoder on prompts in original-image pixels (SamPredictor's transforms)."""
         points = boxes = masks = None
         if prompts.points is not None:
             coords = self.transform.apply_coords(prompts.points, embedding.original_size)
@@ -77,16 +124,22 @@ class SamSegmenter(PromptableSegmenter):
                                     dtype=torch.float, device=self.device)
         if prompts.mask_logits is not None:
             masks = prompts.mask_logits.to(self.device, torch.float)
-        with autocast(self.device, self.precision):
-            sparse, dense = self.model.prompt_encoder(points=points, boxes=boxes, masks=masks)
-            low_res, iou = self.model.mask_decoder(
-                image_embeddings=embedding.features.to(self.device),
-                image_pe=self.model.prompt_encoder.get_dense_pe(),
-                sparse_prompt_embeddings=sparse,
-                dense_prompt_embeddings=dense,
-                multimask_output=multimask,
-            )
-        return low_res.float(), iou.float()
+        return self.model.prompt_encoder(points=points, boxes=boxes, masks=masks)
+
+    def _run_fast(self, side: ImageSide, sparse: torch.Tensor, multimask: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.compiled:
+            return self.fast(side, sparse, multimask)
+        # One compiled graph per (mask input?, multimask): pad the chunk to the batch size by
+        # repeating its last prompt (prompts are independent) and let the token count vary.
+        n, pad = len(sparse), self.batch_size - len(sparse)
+        keys = side.keys
+        if pad:
+            sparse = torch.cat([sparse, sparse[-1:].expand(pad, -1, -1)])
+            if side.projected is None:
+                keys = torch.cat([keys, keys[-1:].expand(pad, -1, -1)])
+        torch._dynamo.mark_dynamic(sparse, 1)
+        low, iou = self._fast_forward(keys, side.projected, sparse, multimask)
+        return low[:n], iou[:n]
 
     @torch.no_grad()
     def upsample(self, embedding: ImageEmbedding, low_res_logits: torch.Tensor) -> torch.Tensor:
@@ -107,6 +160,12 @@ class SamSegmenter(PromptableSegmenter):
         return ImageEmbedding(embedding.features.half().float(), embedding.original_size, embedding.input_size)
 
 
+def _image_embed(embedding: ImageEmbedding) -> torch.Tensor:
+    """SAM's (1, 256, 64, 64) image embedding."""
+    features = embedding.features
+    return features["image_embed"] if isinstance(features, dict) else features
+
+
 def make_tiny_sam(seed: int = 0) -> Sam:
     """A random SAM in the official layout, small enough to encode an image in well under a second."""
     generator_state = torch.random.get_rng_state()
@@ -119,21 +178,23 @@ def make_tiny_sam(seed: int = 0) -> Sam:
 
 @MODELS.register("sam", help="SAM from an official-layout checkpoint (--checkpoint); size inferred from the weights")
 def build_sam_model(checkpoint: str | None = None, device: torch.device = torch.device("cpu"),
-                    precision: str = "fp32", batch_size: int | None = None, **_: object) -> SamSegmenter:
+                    precision: str = "fp32", batch_size: int | None = None, decoder: str = "fast",
+                    **_: object) -> SamSegmenter:
     if not checkpoint:
         raise ConfigError("model 'sam' needs --checkpoint PATH (e.g. sam_vit_h_4b8939.pth)")
     loaded = load_sam_checkpoint(checkpoint)
     info = ModelInfo("sam", untrained=False, details={
         "checkpoint": loaded.path, "checkpoint_sha256": loaded.sha256,
         "architecture": loaded.architecture.to_dict()})
-    return SamSegmenter(loaded.model, info, loaded.sha256, device, precision, batch_size)
+    return SamSegmenter(loaded.model, info, loaded.sha256, device, precision, batch_size, decoder)
 
 
 @MODELS.register("tiny", help="seeded random SAM in the official layout (tests and demo; untrained)")
 def build_tiny_model(device: torch.device = torch.device("cpu"), precision: str = "fp32",
-                     batch_size: int | None = None, seed: int = 0, **_: object) -> SamSegmenter:
+                     batch_size: int | None = None, seed: int = 0, decoder: str = "fast",
+                     **_: object) -> SamSegmenter:
     sam = make_tiny_sam(seed)
     sha = state_dict_sha256(sam.state_dict())
     info = ModelInfo("tiny", untrained=True, details={
         "seed": seed, "weights_sha256": sha, "architecture": TINY_ARCHITECTURE.to_dict()})
-    return SamSegmenter(sam, info, sha, device, precision, batch_size)
+    return SamSegmenter(sam, info, sha, device, precision, batch_size, decoder)
