@@ -23,6 +23,7 @@ from tqdm import tqdm
 from .config import RunConfig, build_options
 from .core.cache import EmbeddingCache
 from .core.device import resolve_device
+from .data.prefetch import prefetch
 from .data.registry import open_dataset
 from .errors import DataError
 from .io import atomic_write, write_json
@@ -59,8 +60,11 @@ class Distributed:
 
 
 def build_model(cfg: RunConfig, device: torch.device):
-    return MODELS.get(cfg.model)(checkpoint=cfg.checkpoint, device=device, precision=cfg.precision,
-                                 batch_size=cfg.batch_size)
+    model = MODELS.get(cfg.model)(checkpoint=cfg.checkpoint, device=device, precision=cfg.precision,
+                                  batch_size=cfg.batch_size)
+    if cfg.compile:
+        model.enable_compile()
+    return model
 
 
 def run_fingerprint(cfg: RunConfig, task_desc: dict, model_info: dict, dataset_meta: dict) -> str:
@@ -102,10 +106,10 @@ def run(cfg: RunConfig) -> dict[str, float]:
         log.info("%s/%s: %s; %d images, %d already done", cfg.task, cfg.dataset, action, len(ids), len(done))
     appender = store.open_for_append()
     try:
-        bar = tqdm(mine, desc=f"{cfg.task}/{cfg.dataset} [{model.info.label}]", unit="img",
+        samples = prefetch(dataset, mine, model, cfg.workers, cfg.encode_batch)
+        bar = tqdm(samples, total=len(mine), desc=f"{cfg.task}/{cfg.dataset} [{model.info.label}]", unit="img",
                    disable=world.rank != 0 or None, dynamic_ncols=True)
-        for index in bar:
-            sample = dataset.get(index)
+        for sample in bar:
             with ctx.timed("evaluate"):
                 result = task.evaluate_image(ctx, sample)
             appender.append(result)

@@ -7,7 +7,7 @@ needs fails with a message naming both, not an AttributeError.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -18,6 +18,10 @@ from ..errors import ConfigError
 
 class Model(ABC):
     info: ModelInfo
+
+    def enable_compile(self) -> None:
+        """torch.compile the model's networks (--compile); models without one refuse."""
+        raise ConfigError(f"model '{self.info.name}' has no compiled path (--compile)")
 
 
 class PromptableSegmenter(Model):
@@ -38,6 +42,21 @@ class PromptableSegmenter(Model):
     @abstractmethod
     def upsample(self, embedding: ImageEmbedding, low_res_logits: torch.Tensor) -> torch.Tensor:
         """(B, M, h, w) low-res logits -> (B, M, H, W) logits at the original image size."""
+
+    def prepare(self, image: np.ndarray) -> Any:
+        """CPU preprocessing that data-loader workers run ahead of `encode` (None: nothing)."""
+        return None
+
+    def preload(self, image: np.ndarray, item: Any) -> None:
+        """Hand over `prepare(image)`'s result, or an embedding from `encode_many`, for the next
+        `encode(image)` of this very array (sam_bench/data/prefetch.py)."""
+
+    def clear_preloaded(self) -> None:
+        """Drop whatever `preload` handed over and `encode` did not use."""
+
+    def encode_many(self, images: list[np.ndarray], prepared: list[Any]) -> list[ImageEmbedding]:
+        """Several images in one encoder call where the model can; equal to `encode` one by one."""
+        return [self.encode(image) for image in images]
 
     def embedding_to_cache(self, embedding: ImageEmbedding) -> dict[str, np.ndarray]:
         raise NotImplementedError

@@ -60,6 +60,7 @@ class SamSegmenter(PromptableSegmenter):
                 self.fast = FastMaskDecoder(sam.mask_decoder, sam.prompt_encoder.get_dense_pe())
         self.info.details["decoder"] = "fast" if self.fast is not None else "official"
         self.compiled = False
+        self._preloaded: dict[int, tuple[np.ndarray, torch.Tensor | ImageEmbedding]] = {}
         self._encoder = sam.image_encoder
         self._official_decoder = sam.mask_decoder
         self._fast_forward = None if self.fast is None else self.fast.forward
@@ -80,14 +81,34 @@ class SamSegmenter(PromptableSegmenter):
         self.compiled = True
         self.info.details["compiled"] = True
 
+    def prepare(self, image: np.ndarray) -> torch.Tensor:
+        """SamPredictor.set_image's resize, as a (3, h, w) uint8 tensor on the CPU."""
+        return torch.as_tensor(self.transform.apply_image(image)).permute(2, 0, 1).contiguous()
+
+    def preload(self, image: np.ndarray, item: torch.Tensor | ImageEmbedding) -> None:
+        self._preloaded[id(image)] = (image, item)
+
+    def clear_preloaded(self) -> None:
+        self._preloaded.clear()
+
     @torch.no_grad()
     def encode(self, image: np.ndarray) -> ImageEmbedding:
         # Same steps as SamPredictor.set_image, so embeddings match the reference bit for bit.
-        resized = self.transform.apply_image(image)
-        x = torch.as_tensor(resized, device=self.device).permute(2, 0, 1).contiguous()[None]
+        image_ref, item = self._preloaded.pop(id(image), (None, None))
+        if image_ref is not image:
+            item = None
+        if isinstance(item, ImageEmbedding):
+            return item
+        return self.encode_many([image], [item if item is not None else self.prepare(image)])[0]
+
+    @torch.no_grad()
+    def encode_many(self, images: list[np.ndarray], prepared: list[torch.Tensor]) -> list[ImageEmbedding]:
+        """One encoder call for all images (each normalised and padded to the encoder's square)."""
+        x = torch.cat([self.model.preprocess(p.to(self.device)[None]) for p in prepared])
         with autocast(self.device, self.precision):
-            features = self._encoder(self.model.preprocess(x))
-        return ImageEmbedding(features.float(), tuple(image.shape[:2]), tuple(x.shape[-2:]))
+            features = self._encoder(x).float()
+        return [ImageEmbedding(f[None], tuple(image.shape[:2]), tuple(p.shape[-2:]))
+                for f, image, p in zip(features, images, prepared)]
 
     @torch.no_grad()
     def decode(self, embedding: ImageEmbedding, prompts: Prompts, multimask: bool) -> Decoded:
