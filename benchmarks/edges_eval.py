@@ -5,7 +5,7 @@
 
 For each weight-free baseline, edge maps of the first N images of the split are written as PNGs,
 then scored twice: by pyEdgeEval's `calculate_metrics` + BSDS routine with nproc=1 ("plain"), and
-by `sam_bench.metrics.edges` (threshold de-duplication + parallel processes). Both reseed the
+by `sam_bench.metrics.bsds` (threshold de-duplication + parallel processes). Both reseed the
 matcher identically, so the metrics must agree to 1e-6; the script checks it. The plain runs are
 profiled (matcher, thinning, rest) to show where the time goes. A full plain run (~2-5 min per dense image per core)
 is too slow for a benchmark, so this runs on a subset (N images) and says so. The last line is
@@ -23,8 +23,8 @@ from pathlib import Path
 import cv2
 
 from sam_bench.data.images import read_rgb
-from sam_bench.edges import to_uint8
-from sam_bench.metrics.edges import (BoundaryEvalParams, EvalItem, EvalStats, _pee_boundaries, default_workers,
+from sam_bench.core.edge_maps import to_uint8
+from sam_bench.metrics.bsds import (BoundaryEvalParams, EvalItem, EvalStats, _pee_boundaries, default_workers,
                                      evaluate_counts, seeded_matching, summarize)
 from sam_bench.plugins import load_plugins
 from sam_bench.registry import MODELS

@@ -37,7 +37,7 @@ from sam_bench.data.synthetic import make_image
 from sam_bench.data.types import ImageSample, ObjectAnnotation
 from sam_bench.metrics.point import iou_matrix, miou_curve
 from sam_bench.models.sam import SamSegmenter, build_tiny_model
-from sam_bench.tasks.point import interactive_session
+from sam_bench.tasks.point.task import interactive_session
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 

@@ -20,7 +20,7 @@ def run(task: str, model: str, dataset: str, out: str | Path = "results/run", co
 
 def report(run_dirs: Sequence[str | Path], out: str | Path | None = None) -> Path:
     """Rebuild report.md for one or several run directories (one column per run)."""
-    from .reporting import write_report
+    from .reporting.writer import write_report
 
     run_dirs = [Path(d) for d in run_dirs]
     return write_report(run_dirs, out or (run_dirs[0] / "report.md" if len(run_dirs) == 1 else "report.md"))

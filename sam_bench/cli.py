@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model")
     run.add_argument("--dataset")
     run.add_argument("--checkpoint")
+    run.add_argument("--model-args", dest="model_args", help="key=value,... handed to the model factory")
     run.add_argument("--data-root", dest="data_root")
     run.add_argument("--split")
     run.add_argument("--out")
@@ -107,7 +108,7 @@ def dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: l
         print(f"demo finished: report at {report}; per-task results under {report.parent}")
         return 0
     if args.command == "run":
-        from .config import load_run_config
+        from .config import load_run_config, parse_model_args
         from .runner import run
 
         overrides = {k: getattr(args, k) for k in (
@@ -115,6 +116,7 @@ def dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: l
             "device", "precision", "batch_size", "compile", "encode_batch", "workers", "seed", "label",
             "fresh")}
         overrides["options"] = parse_task_options(extra)
+        overrides["model_args"] = parse_model_args(args.model_args)
         cfg = load_run_config(args.config, overrides)
         metrics = run(cfg)
         width = max((len(k) for k in metrics), default=0)

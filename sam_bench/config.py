@@ -33,6 +33,7 @@ class RunConfig:
     label: Optional[str] = None  # column name in reports; default: the model's label
     fresh: bool = False  # ignore an interrupted run's progress instead of resuming it
     options: dict[str, Any] = field(default_factory=dict)  # task options (see `list tasks`)
+    model_args: dict[str, str] = field(default_factory=dict)  # handed to the model factory
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -57,8 +58,10 @@ def load_run_config(path: str | Path | None, overrides: dict[str, Any]) -> RunCo
         raise ConfigError(f"{path}: unknown settings {unknown}; known: {sorted(known)}")
     options = dict(data.pop("options", None) or {})
     options.update(overrides.pop("options", None) or {})
+    model_args = {str(k): str(v) for k, v in (data.pop("model_args", None) or {}).items()}
+    model_args.update(overrides.pop("model_args", None) or {})
     data.update({k: v for k, v in overrides.items() if v is not None})
-    cfg = RunConfig(**data, options=options)
+    cfg = RunConfig(**data, options=options, model_args=model_args)
     for required in ("task", "model", "dataset"):
         if not getattr(cfg, required):
             raise ConfigError(f"no {required} given (--{required} or '{required}:' in the run config)")
@@ -102,3 +105,14 @@ def coerce(value: Any, hint: Any, what: str) -> Any:
         return yaml.safe_load(value)
     except (ValueError, TypeError) as exc:
         raise ConfigError(f"{what}: cannot read {value!r} as {hint}: {exc}") from None
+
+
+def parse_model_args(text: str | None) -> dict[str, str]:
+    """`key=value,key2=value2` (from --model-args) -> {"key": "value", ...}; values stay strings."""
+    args: dict[str, str] = {}
+    for part in filter(None, (p.strip() for p in (text or "").split(","))):
+        key, eq, value = part.partition("=")
+        if not eq or not key.strip():
+            raise ConfigError(f"--model-args: expected key=value, got {part!r}")
+        args[key.strip()] = value.strip()
+    return args

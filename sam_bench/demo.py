@@ -7,7 +7,7 @@ from .config import RunConfig
 from .data.synthetic import generate
 from .plugins import load_plugins
 from .registry import TASKS
-from .reporting import write_report
+from .reporting.writer import write_report
 
 
 def run_demo(out: str | Path = "results/demo", device: str = "auto", n_images: int = 4) -> Path:

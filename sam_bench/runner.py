@@ -29,9 +29,11 @@ from .errors import DataError
 from .io import atomic_write, write_json
 from .metadata import locked, now, record_task_run
 from .plugins import load_plugins
-from .progress import ProgressStore
+from .engine.progress import ProgressStore
+from .models.base import Model, PromptableSegmenter
+from .models.cached import CachedSegmenter
 from .registry import MODELS, TASKS
-from .tasks.base import ImageResult, RunContext
+from .engine.context import ImageResult, RunContext
 
 log = logging.getLogger(__name__)
 
@@ -59,11 +61,15 @@ class Distributed:
         return box[0]
 
 
-def build_model(cfg: RunConfig, device: torch.device):
+def build_model(cfg: RunConfig, device: torch.device, cache: EmbeddingCache | None = None) -> Model:
+    """The registered factory, called with the run's settings and `--model-args`; wrapped by the
+    embedding cache when one is configured and the model can be cached."""
     model = MODELS.get(cfg.model)(checkpoint=cfg.checkpoint, device=device, precision=cfg.precision,
-                                  batch_size=cfg.batch_size)
+                                  batch_size=cfg.batch_size, **cfg.model_args)
     if cfg.compile:
         model.enable_compile()
+    if cache is not None and isinstance(model, PromptableSegmenter) and model.cache_fingerprint is not None:
+        return CachedSegmenter(model, cache)
     return model
 
 
@@ -82,18 +88,18 @@ def run(cfg: RunConfig) -> dict[str, float]:
     device = resolve_device(cfg.device)
     task_cls = TASKS.get(cfg.task)
     task = task_cls(build_options(task_cls.Options, cfg.options, cfg.task))
-    model = build_model(cfg, device)
+    cache = EmbeddingCache(cfg.cache_dir) if cfg.cache_dir else None
+    model = build_model(cfg, device, cache)
     dataset = open_dataset(cfg.dataset, cfg.data_root, cfg.split, cfg.limit, cfg.seed)
     out_dir = Path(cfg.out)
     task_dir = out_dir / cfg.task / cfg.dataset
     model_record = {"name": model.info.name, "label": model.info.label, "untrained": model.info.untrained,
-                    **model.info.details}
+                    "model_args": dict(cfg.model_args), **model.info.details}
     store = ProgressStore(task_dir, run_fingerprint(cfg, task.describe(), model_record, dataset.metadata),
                           world.rank)
     action = store.prepare(cfg.fresh) if world.rank == 0 else None
     action = world.broadcast(action)
-    cache = EmbeddingCache(cfg.cache_dir) if cfg.cache_dir else None
-    ctx = RunContext(model=model, dataset=dataset, out_dir=task_dir, device=device, config=cfg, cache=cache)
+    ctx = RunContext(model=model, dataset=dataset, out_dir=task_dir, device=device, config=cfg)
     task.setup(ctx)
 
     ids = dataset.image_ids()
@@ -138,7 +144,7 @@ def run(cfg: RunConfig) -> dict[str, float]:
             "embedding_cache": None if cache is None else {"dir": str(cache.root), "hits": cache.hits,
                                                            "misses": cache.misses},
         }
-        from .reporting import write_report
+        from .reporting.writer import write_report
 
         with locked(out_dir):
             record_task_run(out_dir, f"{cfg.task}/{cfg.dataset}", record)

@@ -9,12 +9,13 @@ import torch
 from sam_bench.config import RunConfig
 from sam_bench.core.cache import EmbeddingCache
 from sam_bench.core.types import Prompts
-from sam_bench.tasks.base import RunContext
+from sam_bench.engine.context import RunContext
+from sam_bench.models.cached import CachedSegmenter
 
 
 def _context(model, cache):
-    return RunContext(model=model, dataset=SimpleNamespace(), out_dir=None, device=torch.device("cpu"),
-                      config=RunConfig(task="t", model="tiny", dataset="d"), cache=cache)
+    return RunContext(model=CachedSegmenter(model, cache), dataset=SimpleNamespace(), out_dir=None,
+                      device=torch.device("cpu"), config=RunConfig(task="t", model="tiny", dataset="d"))
 
 
 def test_cache_hit_gives_the_same_masks_as_a_miss(tmp_path, tiny_model):
@@ -23,21 +24,21 @@ def test_cache_hit_gives_the_same_masks_as_a_miss(tmp_path, tiny_model):
 
     miss_ctx = _context(tiny_model, EmbeddingCache(tmp_path))
     miss = miss_ctx.embed(image)
-    assert (miss_ctx.cache.hits, miss_ctx.cache.misses) == (0, 1)
+    assert (miss_ctx.model.cache.hits, miss_ctx.model.cache.misses) == (0, 1)
     hit_ctx = _context(tiny_model, EmbeddingCache(tmp_path))  # a later run sharing the directory
     hit = hit_ctx.embed(image)
-    assert (hit_ctx.cache.hits, hit_ctx.cache.misses) == (1, 0)
-    assert "encode" not in hit_ctx.timed.seconds  # the encoder did not run
+    assert (hit_ctx.model.cache.hits, hit_ctx.model.cache.misses) == (1, 0)
 
-    assert torch.equal(miss.features, hit.features)
+    assert miss.features.keys() == hit.features.keys() == {"image_embed"}
+    assert torch.equal(miss.features["image_embed"], hit.features["image_embed"])
     assert (miss.original_size, miss.input_size) == (hit.original_size, hit.input_size)
     a = tiny_model.decode(miss, prompts, True)
     b = tiny_model.decode(hit, prompts, True)
     assert torch.equal(a.low_res_logits, b.low_res_logits)
     assert torch.equal(a.iou_predictions, b.iou_predictions)
     # fp16 storage is close to the uncached fp32 embedding, and that is the only difference.
-    exact = tiny_model.encode(image).features
-    assert torch.allclose(exact, hit.features, atol=1e-2, rtol=1e-3)
+    exact = tiny_model.encode(image).features["image_embed"]
+    assert torch.allclose(exact, hit.features["image_embed"], atol=1e-2, rtol=1e-3)
 
 
 def test_cache_key_depends_on_model_and_image(tmp_path, tiny_model):
@@ -59,5 +60,5 @@ def test_corrupt_entry_is_recomputed_and_no_temp_files_left(tmp_path, tiny_model
     entry.write_bytes(entry.read_bytes()[:100])  # e.g. a disk-full copy from elsewhere
     ctx2 = _context(tiny_model, EmbeddingCache(tmp_path))
     again = ctx2.embed(image)
-    assert ctx2.cache.misses == 1 and torch.equal(first.features, again.features)
+    assert ctx2.model.cache.misses == 1 and torch.equal(first.features["image_embed"], again.features["image_embed"])
     assert not list(tmp_path.rglob("*.tmp"))  # no temporary file left behind

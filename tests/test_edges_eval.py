@@ -14,7 +14,7 @@ import pytest
 import scipy.io
 
 from sam_bench.errors import DataError
-from sam_bench.metrics.edges import (BoundaryEvalParams, EvalItem, EvalStats, evaluate_counts,
+from sam_bench.metrics.bsds import (BoundaryEvalParams, EvalItem, EvalStats, evaluate_counts,
                                      recall_at_50, seeded_matching, summarize, threshold_groups)
 from sam_bench.models.edge_baselines import SobelEdges, SoftCannyEdges
 
@@ -109,7 +109,7 @@ def test_threshold_groups_follow_the_grey_levels():
 
 def test_a_perfect_prediction_has_precision_one(cropped, tmp_path):
     """Predicting annotator 0's own boundaries: every predicted pixel matches, at every threshold."""
-    from sam_bench.metrics.edges import load_ground_truth
+    from sam_bench.metrics.bsds import load_ground_truth
 
     item = cropped["dense"][0]
     truth = load_ground_truth(item.ground_truth)
@@ -123,7 +123,7 @@ def test_a_perfect_prediction_has_precision_one(cropped, tmp_path):
 
 
 def test_cache_is_reused_and_invalidated(cropped, tmp_path, monkeypatch):
-    import sam_bench.metrics.edges as edges_module
+    import sam_bench.metrics.bsds as edges_module
 
     params = BoundaryEvalParams(thresholds=5)
     items = cropped["levels"]
@@ -157,7 +157,7 @@ def test_r50_equals_pyedgeeval_pr_code(cropped, tmp_path):
 
 def test_seeded_matching_is_deterministic_and_restored(cropped):
     import pyEdgeEval.common.binary_label.evaluate_boundaries as boundaries
-    from sam_bench.metrics.edges import load_edge_map, load_ground_truth
+    from sam_bench.metrics.bsds import load_edge_map, load_ground_truth
 
     item = cropped["dense"][0]
     pred = load_edge_map(item.prediction) >= 0.1

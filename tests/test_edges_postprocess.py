@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from sam_bench.edges import (boundary_band, edge_nms, mask_edge_map, normalize_edges, sobel_magnitude,
+from sam_bench.core.edge_maps import (boundary_band, edge_nms, mask_edge_map, normalize_edges, sobel_magnitude,
                              to_uint8)
 from sam_bench.models.edge_baselines import SobelEdges, SoftCannyEdges
 

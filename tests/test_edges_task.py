@@ -17,9 +17,9 @@ import torch
 from sam_bench.cli import main
 from sam_bench.config import RunConfig
 from sam_bench.data.images import read_rgb
-from sam_bench.edges import edge_nms, mask_edge_map, normalize_edges, to_uint8
+from sam_bench.core.edge_maps import edge_nms, mask_edge_map, normalize_edges, to_uint8
 from sam_bench.errors import ConfigError, DataError
-from sam_bench.metrics.edges import seeded_matching
+from sam_bench.metrics.bsds import seeded_matching
 from sam_bench.models.edge_baselines import SobelEdges
 from sam_bench.runner import run
 

@@ -104,7 +104,7 @@ def test_edges_average_the_scales_boundaries(flat):
 def test_real_images_give_non_trivial_masks(grabcut_root):
     """On real GrabCut images five clicks beat the trivial answers (whole image, first click's mask)."""
     from sam_bench.data.registry import open_dataset
-    from sam_bench.tasks.point import interactive_session
+    from sam_bench.tasks.point.task import interactive_session
 
     dataset = open_dataset("grabcut", str(grabcut_root), limit=3)
     model = FelzenszwalbSegmenter()

@@ -48,7 +48,7 @@ def test_batched_decode_matches_predictor(tiny_model, real_images, multimask):
         for image in real_images:
             embedding = tiny_model.encode(image)
             predictor.set_image(image)
-            assert torch.equal(predictor.features, embedding.features)
+            assert torch.equal(predictor.features, embedding.features["image_embed"])
             for kind, prompts in _prompt_sets(image, rng, tiny_model, predictor).items():
                 decoded = tiny_model.decode(embedding, prompts, multimask)
                 assert decoded.low_res_logits.shape[:2] == (len(prompts), 3 if multimask else 1)

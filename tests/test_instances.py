@@ -19,7 +19,7 @@ from sam_bench.errors import ConfigError, DataError
 from sam_bench.models.base import PromptableSegmenter
 from sam_bench.models.box import BoxSegmenter
 from sam_bench.runner import run
-from sam_bench.tasks.base import RunContext
+from sam_bench.engine.context import RunContext
 from sam_bench.tasks.instances import InstancesOptions, InstancesTask
 
 COCO_LAYOUT = {"annotations": "annotations/instances_val2017.json", "images": "val2017"}
@@ -61,7 +61,7 @@ def write_detections(path: Path, data: dict, seed: int, jitter: float = 1.0, fal
 
 def run_task(dataset: str, root: Path, out: Path, model: str, monkeypatch=None, oracle=None, **options):
     if oracle is not None:
-        monkeypatch.setattr("sam_bench.runner.build_model", lambda cfg, device: oracle)
+        monkeypatch.setattr("sam_bench.runner.build_model", lambda cfg, device, cache=None: oracle)
     cfg = RunConfig(task="instances", model=model, dataset=dataset, data_root=str(root), out=str(out),
                     device="cpu", options=options)
     metrics = run(cfg)

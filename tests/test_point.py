@@ -15,8 +15,8 @@ from sam_bench.data.types import ImageSample, ObjectAnnotation
 from sam_bench.errors import ConfigError, DataError
 from sam_bench.metrics.point import iou_matrix, point_metrics
 from sam_bench.models.base import PromptableSegmenter
-from sam_bench.tasks.base import RunContext
-from sam_bench.tasks.point import PointOptions, PointTask, interactive_session
+from sam_bench.engine.context import RunContext
+from sam_bench.tasks.point.task import PointOptions, PointTask, interactive_session
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 from sam_bench.cli import main
-from sam_bench.tasks.base import ReportEntry
-from sam_bench.tasks.point import PointTask
+from sam_bench.reporting.entry import ReportEntry
+from sam_bench.tasks.point.task import PointTask
 
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = ["mIoU@1", "mIoU@2", "mIoU@3", "mIoU@5", "mIoU@9", "oracle_mIoU@1", "NoC@85", "NoC@90", "NoF@90"]

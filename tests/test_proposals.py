@@ -50,7 +50,7 @@ def lvis_root(tmp_path_factory, grabcut_root, bsds_root):
 
 
 def run_proposals(root: Path, out: Path, monkeypatch, oracle, seed: int = 0, **options) -> tuple[dict, list]:
-    monkeypatch.setattr("sam_bench.runner.build_model", lambda cfg, device: oracle)
+    monkeypatch.setattr("sam_bench.runner.build_model", lambda cfg, device, cache=None: oracle)
     metrics = run(RunConfig(task="proposals", model="oracle", dataset="lvis_v1", data_root=str(root),
                             out=str(out), device="cpu", seed=seed, options=options))
     return metrics, json.loads((out / "proposals" / "lvis_v1" / "predictions.json").read_text())

@@ -20,9 +20,9 @@ from sam_bench.data.types import ImageSample, ObjectAnnotation
 from sam_bench.errors import ConfigError
 from sam_bench.metrics.text import intersection_union
 from sam_bench.prompts.clicks import center_click
-from sam_bench.tasks.base import RunContext
-from sam_bench.tasks.text import TextOptions, TextTask
-from sam_bench.text_candidates import Candidates, load_detection_boxes
+from sam_bench.engine.context import RunContext
+from sam_bench.tasks.text.task import TextOptions, TextTask
+from sam_bench.tasks.text.candidates import Candidates, load_detection_boxes
 
 
 class OracleScorer:

@@ -12,9 +12,12 @@ import torch
 class ImageEmbedding:
     """What a segmenter computes once per image and reuses for every prompt on it."""
 
-    features: Any  # model-specific: a (1, 256, 64, 64) tensor for SAM
+    # dict[str, Tensor] for every cacheable segmenter (SAM: {"image_embed": (1, 256, 64, 64)});
+    # weight-free models without a cache fingerprint may keep anything here.
+    features: Any
     original_size: tuple[int, int]  # (H, W) of the image as loaded
-    input_size: tuple[int, int]  # (H, W) after the longest-side resize, before padding
+    input_size: tuple[int, int]  # (H, W) after the model's resize, before padding
+    meta: dict[str, Any] = field(default_factory=dict)  # small JSON-able values a family needs
 
 
 @dataclass

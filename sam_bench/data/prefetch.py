@@ -2,11 +2,12 @@
 
 `prefetch` yields the dataset's samples in order. With workers > 0 a torch DataLoader's worker
 processes call `dataset.get`, decode the image and run the model's CPU preprocessing
-(`PromptableSegmenter.prepare`, e.g. SAM's longest-side resize); each sample comes back with its
-decoded image attached and the prepared input handed to the model (`model.preload`), so the
-task's `ctx.embed(image)` encodes without decoding or resizing again. With encode_batch > 1 the
-images of the next `encode_batch` samples are encoded in one encoder call (`model.encode_many`)
-before their samples are handed out; the embeddings equal one-at-a-time encoding (tests). Which
+(`model.prepare`, e.g. SAM's longest-side resize, for models that have one); each sample comes back
+with its decoded image attached and the prepared input handed to the model (`model.preload`), so
+the task's `ctx.embed(image)` encodes without decoding or resizing again. With encode_batch > 1
+the images of the next `encode_batch` samples are encoded in one encoder call
+(`model.encode_many`) before their samples are handed out; the embeddings equal one-at-a-time
+encoding (tests). With the embedding cache, a hit simply leaves the handed-over input unused. Which
 samples are processed, and in what order, does not change: numbers are those of a plain loop.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
 from ..errors import ConfigError
-from ..models.base import Model, PromptableSegmenter
+from ..models.base import Model
 from .types import Dataset, ImageSample
 
 
@@ -39,7 +40,7 @@ class _Loading(TorchDataset):
 
     def __init__(self, dataset: Dataset, indices: Sequence[int], model: Model) -> None:
         self.dataset, self.indices = dataset, list(indices)
-        self.prepare = model.prepare if isinstance(model, PromptableSegmenter) else None
+        self.prepare = getattr(model, "prepare", None)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -62,7 +63,7 @@ def prefetch(dataset: Dataset, indices: Sequence[int], model: Model, workers: in
                                 prefetch_factor=2, persistent_workers=False))
     else:
         items = (loading[i] for i in range(len(loading)))
-    segmenter = model if isinstance(model, PromptableSegmenter) else None
+    segmenter = model if getattr(model, "prepare", None) is not None else None
     group: list[tuple[ImageSample, Any]] = []
     for item in items:
         group.append(item)
@@ -72,7 +73,7 @@ def prefetch(dataset: Dataset, indices: Sequence[int], model: Model, workers: in
     yield from _hand_out(segmenter, group, encode_batch)
 
 
-def _hand_out(segmenter: PromptableSegmenter | None, group: list[tuple[ImageSample, Any]],
+def _hand_out(segmenter: Any, group: list[tuple[ImageSample, Any]],
               encode_batch: int) -> Iterator[ImageSample]:
     if segmenter is None or not group or group[0][1] is None:
         yield from (sample for sample, _ in group)

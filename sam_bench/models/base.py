@@ -7,7 +7,7 @@ needs fails with a message naming both, not an AttributeError.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -28,7 +28,8 @@ class PromptableSegmenter(Model):
     """Encode an image once, then decode any number of prompt batches against it."""
 
     mask_threshold: float = 0.0
-    #: Identity of weights + preprocessing for the embedding cache; None disables caching.
+    #: Identity of weights + preprocessing + precision for the embedding cache (models/cached.py);
+    #: None disables caching. Cacheable segmenters keep their features as a dict of tensors.
     cache_fingerprint: str | None = None
 
     @abstractmethod
@@ -42,31 +43,6 @@ class PromptableSegmenter(Model):
     @abstractmethod
     def upsample(self, embedding: ImageEmbedding, low_res_logits: torch.Tensor) -> torch.Tensor:
         """(B, M, h, w) low-res logits -> (B, M, H, W) logits at the original image size."""
-
-    def prepare(self, image: np.ndarray) -> Any:
-        """CPU preprocessing that data-loader workers run ahead of `encode` (None: nothing)."""
-        return None
-
-    def preload(self, image: np.ndarray, item: Any) -> None:
-        """Hand over `prepare(image)`'s result, or an embedding from `encode_many`, for the next
-        `encode(image)` of this very array (sam_bench/data/prefetch.py)."""
-
-    def clear_preloaded(self) -> None:
-        """Drop whatever `preload` handed over and `encode` did not use."""
-
-    def encode_many(self, images: list[np.ndarray], prepared: list[Any]) -> list[ImageEmbedding]:
-        """Several images in one encoder call where the model can; equal to `encode` one by one."""
-        return [self.encode(image) for image in images]
-
-    def embedding_to_cache(self, embedding: ImageEmbedding) -> dict[str, np.ndarray]:
-        raise NotImplementedError
-
-    def embedding_from_cache(self, arrays: dict[str, np.ndarray]) -> ImageEmbedding:
-        raise NotImplementedError
-
-    def round_embedding(self, embedding: ImageEmbedding) -> ImageEmbedding:
-        """Apply the cache's storage precision so a cache miss decodes exactly like a hit."""
-        return embedding
 
 
 class EdgeDetector(Model):
@@ -85,3 +61,12 @@ def require(model: object, capability: type[C], task: str) -> C:
         name = getattr(getattr(model, "info", None), "name", type(model).__name__)
         raise ConfigError(f"model '{name}' cannot run task '{task}': it is not a {capability.__name__}")
     return model
+
+
+def weight_free(name: str, checkpoint: str | None, model_args: dict[str, object]) -> None:
+    """Factories of models without weights or settings reject a checkpoint or --model-args
+    instead of silently ignoring them."""
+    if checkpoint:
+        raise ConfigError(f"model '{name}' takes no --checkpoint (it has no weights); got {checkpoint}")
+    if model_args:
+        raise ConfigError(f"model '{name}' takes no --model-args; got {sorted(model_args)}")

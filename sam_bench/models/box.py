@@ -12,7 +12,7 @@ from pycocotools import mask as mask_utils
 from ..core.types import Decoded, ImageEmbedding, ModelInfo, Prompts
 from ..errors import ConfigError
 from ..registry import MODELS
-from .base import PromptableSegmenter
+from .base import PromptableSegmenter, weight_free
 
 
 class BoxSegmenter(PromptableSegmenter):
@@ -48,5 +48,7 @@ class BoxSegmenter(PromptableSegmenter):
 
 
 @MODELS.register("box", help="baseline: mask = filled box prompt (box prompts only; lower bound for instances)")
-def build_box_model(**_: object) -> BoxSegmenter:
+def build_box_model(checkpoint: str | None = None, device: object = None, precision: str = "fp32",
+        batch_size: int | None = None, **model_args: str) -> BoxSegmenter:
+    weight_free("box", checkpoint, model_args)
     return BoxSegmenter()

@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 
 from ..core.types import ModelInfo
-from ..edges import sobel_magnitude
+from ..core.edge_maps import sobel_magnitude
 from ..registry import MODELS
-from .base import EdgeDetector
+from .base import EdgeDetector, weight_free
 
 CANNY_SIGMA = 2.0  # Gaussian smoothing before the gradient, in pixels
 INT16_MAX = 32767
@@ -67,10 +67,14 @@ class SoftCannyEdges(EdgeDetector):
 
 
 @MODELS.register("sobel", help="weight-free Sobel gradient magnitude (edge baseline)")
-def build_sobel(**_: object) -> SobelEdges:
+def build_sobel(checkpoint: str | None = None, device: object = None, precision: str = "fp32",
+        batch_size: int | None = None, **model_args: str) -> SobelEdges:
+    weight_free("sobel", checkpoint, model_args)
     return SobelEdges()
 
 
 @MODELS.register("canny", help="weight-free soft Canny: gradient magnitude after NMS, no hysteresis (edge baseline)")
-def build_canny(**_: object) -> SoftCannyEdges:
+def build_canny(checkpoint: str | None = None, device: object = None, precision: str = "fp32",
+        batch_size: int | None = None, **model_args: str) -> SoftCannyEdges:
+    weight_free("canny", checkpoint, model_args)
     return SoftCannyEdges()

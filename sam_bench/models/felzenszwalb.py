@@ -24,7 +24,7 @@ from skimage.segmentation import felzenszwalb, find_boundaries
 
 from ..core.types import Decoded, ImageEmbedding, ModelInfo, Prompts
 from ..registry import MODELS
-from .base import EdgeDetector, PromptableSegmenter
+from .base import EdgeDetector, PromptableSegmenter, weight_free
 
 # (name, scale, min_size) at the working resolution (longest side <= MAX_SIDE); sigma as in the
 # original paper's experiments. The scales span the subpart/part/whole levels on BSDS-sized images.
@@ -211,5 +211,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @MODELS.register("felzenszwalb", help="weight-free multi-scale Felzenszwalb segmentation (clicks, boxes, edges)")
-def build_felzenszwalb_model(**_: object) -> FelzenszwalbSegmenter:
+def build_felzenszwalb_model(checkpoint: str | None = None, device: object = None, precision: str = "fp32",
+        batch_size: int | None = None, **model_args: str) -> FelzenszwalbSegmenter:
+    weight_free("felzenszwalb", checkpoint, model_args)
     return FelzenszwalbSegmenter()

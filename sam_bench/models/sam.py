@@ -107,7 +107,7 @@ class SamSegmenter(PromptableSegmenter):
         x = torch.cat([self.model.preprocess(p.to(self.device)[None]) for p in prepared])
         with autocast(self.device, self.precision):
             features = self._encoder(x).float()
-        return [ImageEmbedding(f[None], tuple(image.shape[:2]), tuple(p.shape[-2:]))
+        return [ImageEmbedding({"image_embed": f[None]}, tuple(image.shape[:2]), tuple(p.shape[-2:]))
                 for f, image, p in zip(features, images, prepared)]
 
     @torch.no_grad()
@@ -120,14 +120,14 @@ class SamSegmenter(PromptableSegmenter):
                 sparse, dense = self._encode_prompts(embedding, chunk)
                 if self.fast is None:
                     low, iou = self._official_decoder(
-                        image_embeddings=_image_embed(embedding).to(self.device),
+                        image_embeddings=embedding.features["image_embed"].to(self.device),
                         image_pe=self.model.prompt_encoder.get_dense_pe(), sparse_prompt_embeddings=sparse,
                         dense_prompt_embeddings=dense, multimask_output=multimask)
                 else:
                     if chunk.mask_logits is None and shared is None:
-                        shared = self.fast.image_side(_image_embed(embedding).to(self.device), dense[:1])
+                        shared = self.fast.image_side(embedding.features["image_embed"].to(self.device), dense[:1])
                     side = shared if shared is not None else self.fast.image_side(
-                        _image_embed(embedding).to(self.device), dense)
+                        embedding.features["image_embed"].to(self.device), dense)
                     low, iou = self._run_fast(side, sparse, multimask)
             logits.append(low.float())
             ious.append(iou.float())
@@ -167,25 +167,6 @@ class SamSegmenter(PromptableSegmenter):
         return self.model.postprocess_masks(low_res_logits.to(self.device), embedding.input_size,
                                             embedding.original_size)
 
-    def embedding_to_cache(self, embedding: ImageEmbedding) -> dict[str, np.ndarray]:
-        return {"features": embedding.features.cpu().numpy().astype(np.float16),
-                "original_size": np.array(embedding.original_size),
-                "input_size": np.array(embedding.input_size)}
-
-    def embedding_from_cache(self, arrays: dict[str, np.ndarray]) -> ImageEmbedding:
-        features = torch.from_numpy(arrays["features"].astype(np.float32)).to(self.device)
-        return ImageEmbedding(features, tuple(int(v) for v in arrays["original_size"]),
-                              tuple(int(v) for v in arrays["input_size"]))
-
-    def round_embedding(self, embedding: ImageEmbedding) -> ImageEmbedding:
-        return ImageEmbedding(embedding.features.half().float(), embedding.original_size, embedding.input_size)
-
-
-def _image_embed(embedding: ImageEmbedding) -> torch.Tensor:
-    """SAM's (1, 256, 64, 64) image embedding."""
-    features = embedding.features
-    return features["image_embed"] if isinstance(features, dict) else features
-
 
 def make_tiny_sam(seed: int = 0) -> Sam:
     """A random SAM in the official layout, small enough to encode an image in well under a second."""
@@ -197,10 +178,22 @@ def make_tiny_sam(seed: int = 0) -> Sam:
         torch.random.set_rng_state(generator_state)
 
 
+def _decoder_arg(model: str, model_args: dict[str, str], allowed: tuple[str, ...]) -> str:
+    unknown = sorted(set(model_args) - set(allowed))
+    if unknown:
+        raise ConfigError(f"model '{model}' takes --model-args {', '.join(k + '=...' for k in allowed)}; "
+                          f"got {unknown}")
+    decoder = model_args.get("decoder", "fast")
+    if decoder not in DECODERS:
+        raise ConfigError(f"model '{model}': --model-args decoder={decoder}; choose one of {', '.join(DECODERS)}")
+    return decoder
+
+
 @MODELS.register("sam", help="SAM from an official-layout checkpoint (--checkpoint); size inferred from the weights")
 def build_sam_model(checkpoint: str | None = None, device: torch.device = torch.device("cpu"),
-                    precision: str = "fp32", batch_size: int | None = None, decoder: str = "fast",
-                    **_: object) -> SamSegmenter:
+                    precision: str = "fp32", batch_size: int | None = None, **model_args: str) -> SamSegmenter:
+    """--model-args decoder=fast|official (default fast; the architecture is read from the weights)."""
+    decoder = _decoder_arg("sam", model_args, ("decoder",))
     if not checkpoint:
         raise ConfigError("model 'sam' needs --checkpoint PATH (e.g. sam_vit_h_4b8939.pth)")
     loaded = load_sam_checkpoint(checkpoint)
@@ -211,9 +204,18 @@ def build_sam_model(checkpoint: str | None = None, device: torch.device = torch.
 
 
 @MODELS.register("tiny", help="seeded random SAM in the official layout (tests and demo; untrained)")
-def build_tiny_model(device: torch.device = torch.device("cpu"), precision: str = "fp32",
-                     batch_size: int | None = None, seed: int = 0, decoder: str = "fast",
-                     **_: object) -> SamSegmenter:
+def build_tiny_model(checkpoint: str | None = None, device: torch.device = torch.device("cpu"),
+                     precision: str = "fp32", batch_size: int | None = None, seed: int | str = 0,
+                     **model_args: str) -> SamSegmenter:
+    """--model-args seed=N,decoder=fast|official."""
+    if checkpoint:
+        raise ConfigError(f"model 'tiny' builds its own seeded random weights and takes no --checkpoint; "
+                          f"got {checkpoint} (use --model sam)")
+    decoder = _decoder_arg("tiny", model_args, ("seed", "decoder"))
+    try:
+        seed = int(seed)
+    except ValueError:
+        raise ConfigError(f"model 'tiny': --model-args seed must be an integer, got {seed!r}") from None
     sam = make_tiny_sam(seed)
     sha = state_dict_sha256(sam.state_dict())
     info = ModelInfo("tiny", untrained=True, details={

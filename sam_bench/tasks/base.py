@@ -1,100 +1,25 @@
 """The task interface: what a protocol implements to plug into the runner, the CLI and the report.
 
 Data flow: the runner hands each ImageSample to `evaluate_image`, which embeds the image through
-`ctx.embed` (cached), builds prompts, decodes them with the model and returns an ImageResult
+`ctx.embed` (cached by the model's wrapper), builds prompts, decodes them with the model and returns an ImageResult
 (per-item rows for items.csv plus a JSON payload). When every image is done, `compute_metrics`
 turns the results into a flat name -> number dict and `finalize` writes extra artifacts.
 """
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import time
 from abc import ABC, abstractmethod
-from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar
 
-import numpy as np
-import torch
-
-from ..config import RunConfig
-from ..core.cache import EmbeddingCache
-from ..core.types import ImageEmbedding
-from ..data.types import Dataset, ImageSample
-from ..models.base import Model, PromptableSegmenter, require
-
-
-@dataclass
-class ImageResult:
-    image_id: str
-    rows: list[dict[str, Any]] = field(default_factory=list)  # one per evaluated item -> items.csv
-    payload: dict[str, Any] = field(default_factory=dict)  # JSON-serialisable, for compute_metrics
+from ..data.types import ImageSample
+from ..engine.context import ImageResult, RunContext
+from ..reporting.entry import ReportEntry
 
 
 @dataclass
 class NoOptions:
     pass
-
-
-class StageTimers:
-    """Wall time per stage (encode, decode, metric, ...), summed over the run."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = defaultdict(float)
-
-    @contextlib.contextmanager
-    def __call__(self, stage: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[stage] += time.perf_counter() - start
-
-
-@dataclass
-class RunContext:
-    model: Model
-    dataset: Dataset
-    out_dir: Path  # OUT/<task>/<dataset>
-    device: torch.device
-    config: RunConfig
-    cache: EmbeddingCache | None = None
-    timed: StageTimers = field(default_factory=StageTimers)
-
-    def embed(self, image: np.ndarray, task: str = "") -> ImageEmbedding:
-        """Encode once per image, through the embedding cache when one is configured."""
-        model = require(self.model, PromptableSegmenter, task or "this task")
-        fingerprint = model.cache_fingerprint
-        if self.cache is None or fingerprint is None:
-            with self.timed("encode"):
-                return model.encode(image)
-        key = self.cache.key(fingerprint, image)
-        arrays = self.cache.load(key)
-        if arrays is not None:
-            return model.embedding_from_cache(arrays)
-        with self.timed("encode"):
-            embedding = model.round_embedding(model.encode(image))
-        self.cache.store(key, model.embedding_to_cache(embedding))
-        return embedding
-
-    def rng(self, image_id: str, purpose: str = "") -> np.random.Generator:
-        """Per-image generator: results do not depend on image order, sharding or resuming."""
-        digest = hashlib.sha256(f"{self.config.seed}|{image_id}|{purpose}".encode()).digest()
-        return np.random.default_rng(int.from_bytes(digest[:8], "little"))
-
-
-@dataclass
-class ReportEntry:
-    """One finished (task, dataset) result of one run directory, as the report sees it."""
-
-    run_label: str
-    run_dir: Path
-    dataset: str
-    metrics: dict[str, float]
-    record: dict[str, Any]  # this task's entry in run.json
-    task_dir: Path
 
 
 class Task(ABC):

@@ -2,10 +2,10 @@
 
 A model that is an EdgeDetector (sobel, canny, felzenszwalb) gives its edge map directly. A
 promptable segmenter goes through automatic mask generation (16x16 point grid -> 768 masks, no
-predicted-IoU or stability filter, box NMS 0.7, no crops), then `sam_bench.edges`: Sobel on each
+predicted-IoU or stability filter, box NMS 0.7, no crops), then `sam_bench.core.edge_maps`: Sobel on each
 mask's probability map kept on its boundary band, pixel-wise max, normalisation, edge NMS.
 Each edge map is saved as `edge_maps/<image_id>.png` (uint8) and scored with pyEdgeEval
-(`sam_bench.metrics.edges`) against every annotator: 99 thresholds, max distance 0.0075, thinning.
+(`sam_bench.metrics.bsds`) against every annotator: 99 thresholds, max distance 0.0075, thinning.
 """
 from __future__ import annotations
 
@@ -20,17 +20,19 @@ import pandas as pd
 import torch
 
 from ..data.types import ImageSample
-from ..edges import (BOUNDARY_MODES, NMS_METHODS, NORMALIZATIONS, edge_nms, mask_edge_map,
+from ..core.edge_maps import (BOUNDARY_MODES, NMS_METHODS, NORMALIZATIONS, edge_nms, mask_edge_map,
                      normalize_edges, to_uint8)
 from ..errors import ConfigError, DataError
 from ..io import atomic_write, write_json
-from ..metrics.edges import (BoundaryEvalParams, BoundaryMetrics, EvalItem, EvalStats, evaluate_counts,
+from ..metrics.bsds import (BoundaryEvalParams, BoundaryMetrics, EvalItem, EvalStats, evaluate_counts,
                              summarize)
 from ..models.base import EdgeDetector, PromptableSegmenter, require
 from ..reference import paper
 from ..registry import TASKS
-from ..reporting import markdown_table
-from .base import ImageResult, ReportEntry, RunContext, Task
+from ..reporting.markdown import markdown_table
+from ..engine.context import ImageResult, RunContext
+from ..reporting.entry import ReportEntry
+from .base import Task
 
 UPSAMPLE_CHUNK = 32  # masks upsampled to image size at a time (memory: 32 x H x W floats)
 METRICS = ("ODS", "OIS", "AP", "R50")
@@ -122,7 +124,7 @@ class EdgesTask(Task):
                                   f"range [{np.nanmin(edge):.3g}, {np.nanmax(edge):.3g}]")
             return edge, None
         model: PromptableSegmenter = ctx.model  # type: ignore[assignment]
-        embedding = ctx.embed(image, self.name)
+        embedding = ctx.embed(image)
         with ctx.timed("amg"):
             generated = self.generator.generate(image, embedding=embedding)
         o = self.options

@@ -30,8 +30,10 @@ from ..metrics.coco import SegmEvaluator, image_ground_truth
 from ..models.base import PromptableSegmenter, require
 from ..reference import paper
 from ..registry import TASKS
-from ..reporting import markdown_table
-from .base import ImageResult, ReportEntry, RunContext, Task
+from ..reporting.markdown import markdown_table
+from ..engine.context import ImageResult, RunContext
+from ..reporting.entry import ReportEntry
+from .base import Task
 
 log = logging.getLogger(__name__)
 
@@ -230,7 +232,7 @@ class InstancesTask(Task):
     def segment(self, ctx: RunContext, model: PromptableSegmenter, image: np.ndarray,
                 boxes_xywh: np.ndarray) -> tuple[list[dict[str, Any]], np.ndarray]:
         """Box prompts -> (RLE masks, predicted IoU of each final mask)."""
-        embedding = ctx.embed(image, self.name)
+        embedding = ctx.embed(image)
         xyxy = boxes_xywh.copy()
         xyxy[:, 2:] += xyxy[:, :2]
         with ctx.timed("decode"):

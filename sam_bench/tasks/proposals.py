@@ -24,8 +24,10 @@ from ..metrics.coco import PROPOSAL_CATEGORY_ID, ProposalRecall, image_ground_tr
 from ..models.base import PromptableSegmenter, require
 from ..reference import paper
 from ..registry import TASKS
-from ..reporting import markdown_table
-from .base import ImageResult, ReportEntry, RunContext, Task
+from ..reporting.markdown import markdown_table
+from ..engine.context import ImageResult, RunContext
+from ..reporting.entry import ReportEntry
+from .base import Task
 from .instances import check_crowd, coco_image_id, dataset_categories
 
 
@@ -94,7 +96,7 @@ class ProposalsTask(Task):
         check_crowd(sample, ctx, self.name)
         image_id = coco_image_id(sample)
         image = sample.load_image()
-        embedding = ctx.embed(image, self.name)
+        embedding = ctx.embed(image)
         with ctx.timed("amg"):
             generated = self.generator.generate(image, embedding=embedding,
                                                 rng=ctx.rng(sample.image_id, "proposals"))

@@ -14,12 +14,12 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from .core.types import ImageEmbedding, Prompts
-from .data.types import ImageSample
-from .errors import DataError
-from .models.base import PromptableSegmenter
-from .prompts.clicks import center_click
-from .tasks.base import RunContext
+from ...core.types import ImageEmbedding, Prompts
+from ...data.types import ImageSample
+from ...errors import DataError
+from ...models.base import PromptableSegmenter
+from ...prompts.clicks import center_click
+from ...engine.context import RunContext
 
 
 @dataclass

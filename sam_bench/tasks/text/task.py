@@ -1,7 +1,7 @@
 """Zero-shot text-to-mask with SAM + CLIP: sam-bench's protocol (the paper shows pictures only).
 
 Per image: SAM candidate masks (automatic mask generation, or a text-conditioned detector's boxes
-prompted into SAM, Grounded-SAM style; see `sam_bench.text_candidates`), computed once; every
+prompted into SAM, Grounded-SAM style; see `sam_bench.tasks.text.candidates`), computed once; every
 candidate's square mask crop embedded once by CLIP (in batches); each phrase (embedded once per
 run) takes the candidate with the highest cosine similarity, optionally refined with one extra
 point at that mask's centre.
@@ -21,19 +21,21 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..clip import (CATEGORY_TEMPLATES, EXPRESSION_TEMPLATES, ClipScorer, check_templates, clip_identity,
+from .clip import (CATEGORY_TEMPLATES, EXPRESSION_TEMPLATES, ClipScorer, check_templates, clip_identity,
                     load_clip, write_tiny_clip)
-from ..data.coco_results import encode_masks
-from ..data.types import ImageSample
-from ..errors import ConfigError, DataError
-from ..metrics.text import ciou, coco_mask_ap, giou, per_item_iou, precision_at
-from ..models.base import PromptableSegmenter, require
-from ..reference import paper
-from ..registry import TASKS
-from ..reporting import markdown_table
-from ..text_candidates import (AmgCandidates, Candidates, CandidateSource, DetectorCandidates, coco_image_id,
+from ...data.coco_results import encode_masks
+from ...data.types import ImageSample
+from ...errors import ConfigError, DataError
+from ...metrics.text import ciou, coco_mask_ap, giou, per_item_iou, precision_at
+from ...models.base import PromptableSegmenter, require
+from ...reference import paper
+from ...registry import TASKS
+from ...reporting.markdown import markdown_table
+from .candidates import (AmgCandidates, Candidates, CandidateSource, DetectorCandidates, coco_image_id,
                                load_detection_boxes, refine_at_centres)
-from .base import ImageResult, ReportEntry, RunContext, Task
+from ...engine.context import ImageResult, RunContext
+from ...reporting.entry import ReportEntry
+from ..base import Task
 
 PROTOCOL_NOTE = ("sam-bench's text-to-mask protocol (SAM candidates + CLIP crop scoring), not the paper's: "
                  "the paper's text-prompted SAM was never released and it reports no number")
@@ -180,7 +182,7 @@ class TextTask(Task):
             if not self._injected_source:
                 self.candidate_source = DetectorCandidates(model, detections)
         elif not self._injected_source:
-            from ..amg import AmgSettings, AutomaticMaskGenerator
+            from ...amg import AmgSettings, AutomaticMaskGenerator
 
             o = self.options
             self.candidate_source = AmgCandidates(AutomaticMaskGenerator(model, AmgSettings(
@@ -235,7 +237,7 @@ class TextTask(Task):
         if not all_queries:
             return ImageResult(sample.image_id)
         image = sample.load_image()
-        embed = functools.cache(lambda: ctx.embed(image, self.name))  # only sources that need SAM pay for it
+        embed = functools.cache(lambda: ctx.embed(image))  # only sources that need SAM pay for it
         with ctx.timed("candidates"):
             cands = self.candidate_source(ctx, sample, image, embed)
         with ctx.timed("score"):

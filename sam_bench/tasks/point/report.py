@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..metrics.point import REPORT_CLICKS
-from ..reference import paper
-from ..reporting import markdown_table
-from .base import ReportEntry
+from ...metrics.point import REPORT_CLICKS
+from ...reference import paper
+from ...reporting.markdown import markdown_table
+from ...reporting.entry import ReportEntry
 
 # Our dataset names -> the paper's Fig. 9a labels.
 PAPER_NAMES = {

@@ -5,13 +5,11 @@ import json
 from pathlib import Path
 from typing import Iterable, Sequence
 
-import pandas as pd
-
-from .io import write_text
-from .metadata import read_run_json
-from .plugins import load_plugins
-from .registry import TASKS
-from .tasks.base import ReportEntry
+from ..io import write_text
+from ..metadata import read_run_json
+from ..plugins import load_plugins
+from ..registry import TASKS
+from .entry import ReportEntry
 
 
 def collect_entries(run_dirs: Sequence[Path]) -> dict[str, list[ReportEntry]]:
@@ -76,20 +74,3 @@ def write_report(run_dirs: Sequence[str | Path], path: str | Path) -> Path:
     path = Path(path)
     write_text(path, build_report(run_dirs))
     return path
-
-
-def markdown_table(frame: pd.DataFrame, floatfmt: str = ".1f") -> str:
-    """A DataFrame as a GitHub Markdown table (index as first column), missing values as '-'."""
-    header = [frame.index.name or ""] + [str(c) for c in frame.columns]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for idx, row in frame.iterrows():
-        cells = [str(idx)]
-        for value in row:
-            if value is None or (isinstance(value, float) and pd.isna(value)):
-                cells.append("-")
-            elif isinstance(value, (int, float)):
-                cells.append(format(value, floatfmt))
-            else:
-                cells.append(str(value))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)

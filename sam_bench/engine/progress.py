@@ -13,8 +13,8 @@ import os
 import shutil
 from pathlib import Path
 
-from .io import write_json
-from .tasks.base import ImageResult
+from ..io import write_json
+from .context import ImageResult
 
 log = logging.getLogger(__name__)
 

@@ -21,14 +21,16 @@ from typing import Any, Callable, ContextManager, Optional
 import numpy as np
 import torch
 
-from ..core.types import ImageEmbedding, Prompts
-from ..data.types import ImageSample
-from ..errors import ConfigError, DataError
-from ..metrics.point import REPORT_CLICKS, iou_matrix, miou_curve, point_metrics
-from ..models.base import PromptableSegmenter, require
-from ..prompts.clicks import Click, center_click, next_click, random_click
-from ..registry import TASKS
-from .base import ImageResult, ReportEntry, RunContext, Task
+from ...core.types import ImageEmbedding, Prompts
+from ...data.types import ImageSample
+from ...errors import ConfigError, DataError
+from ...metrics.point import REPORT_CLICKS, iou_matrix, miou_curve, point_metrics
+from ...models.base import PromptableSegmenter, require
+from ...prompts.clicks import Click, center_click, next_click, random_click
+from ...registry import TASKS
+from ...engine.context import ImageResult, RunContext
+from ...reporting.entry import ReportEntry
+from ..base import Task
 
 FIRST_CLICKS = ("center", "random")
 # Full-resolution mask elements upsampled at once (128 MiB of float32 logits).
@@ -185,7 +187,7 @@ class PointTask(Task):
         image = sample.load_image()
         if image.shape[:2] != shape:
             raise DataError(f"image {sample.image_id} ({sample.path}): pixels {image.shape[:2]} != declared {shape}")
-        embedding = ctx.embed(image, self.name)
+        embedding = ctx.embed(image)
         opts = self.options
         rng = ctx.rng(sample.image_id, "point-first-click") if opts.first_click == "random" else None
         traces = interactive_session(model, embedding, [o.mask for o in targets], ignore, opts.first_click,
@@ -235,6 +237,6 @@ class PointTask(Task):
 
     @classmethod
     def report_section(cls, entries: list[ReportEntry]) -> str:
-        from .point_report import point_report
+        from .report import point_report
 
         return point_report(cls.title, entries)

@@ -1,0 +1,56 @@
+"""The embedding cache as a segmenter wrapper: encode() is served from disk when it can be.
+
+Any segmenter whose embedding features are a dict of tensors and that sets `cache_fingerprint`
+(weights hash + preprocessing + precision) is cached without model-specific hooks. Entries are
+fp16, so a miss is rounded through fp16 too: a hit and a miss then decode exactly alike.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..core.cache import EmbeddingCache
+from ..core.types import Decoded, ImageEmbedding, Prompts
+from .base import PromptableSegmenter
+
+
+class CachedSegmenter(PromptableSegmenter):
+    def __init__(self, inner: PromptableSegmenter, cache: EmbeddingCache) -> None:
+        if inner.cache_fingerprint is None:
+            raise ValueError("a segmenter without cache_fingerprint cannot be cached")
+        self.inner = inner
+        self.cache = cache
+        self.info = inner.info
+        self.cache_fingerprint = inner.cache_fingerprint
+        self.mask_threshold = inner.mask_threshold
+
+    def __getattr__(self, name: str) -> Any:  # capabilities and settings of the wrapped model
+        return getattr(self.inner, name)
+
+    def encode(self, image: np.ndarray) -> ImageEmbedding:
+        key = self.cache.key(self.cache_fingerprint, image)
+        device = _device_of(self.inner)
+        cached = self.cache.load_embedding(key, device)
+        if cached is not None:
+            return cached
+        embedding = round_to_fp16(self.inner.encode(image))
+        self.cache.store_embedding(key, embedding)
+        return embedding
+
+    def decode(self, embedding: ImageEmbedding, prompts: Prompts, multimask: bool) -> Decoded:
+        return self.inner.decode(embedding, prompts, multimask)
+
+    def upsample(self, embedding: ImageEmbedding, low_res_logits: torch.Tensor) -> torch.Tensor:
+        return self.inner.upsample(embedding, low_res_logits)
+
+
+def round_to_fp16(embedding: ImageEmbedding) -> ImageEmbedding:
+    """The cache's storage precision, applied to a fresh embedding."""
+    features = {name: t.half().to(t.dtype) for name, t in embedding.features.items()}
+    return ImageEmbedding(features, embedding.original_size, embedding.input_size, dict(embedding.meta))
+
+
+def _device_of(model: PromptableSegmenter) -> torch.device:
+    return getattr(model, "device", torch.device("cpu"))

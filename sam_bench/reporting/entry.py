@@ -1,0 +1,18 @@
+"""What a task's report section is given: one finished (task, dataset) result of one run."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class ReportEntry:
+    """One finished (task, dataset) result of one run directory, as the report sees it."""
+
+    run_label: str
+    run_dir: Path
+    dataset: str
+    metrics: dict[str, float]
+    record: dict[str, Any]  # this task's entry in run.json
+    task_dir: Path
