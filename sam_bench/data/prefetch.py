@@ -2,7 +2,7 @@
 
 `prefetch` yields the dataset's samples in order. With workers > 0 a torch DataLoader's worker
 processes call `dataset.get`, decode the image and run the model's CPU preprocessing
-(`model.prepare`, e.g. SAM's longest-side resize, for models that have one); each sample comes back
+(`model.prepare_image`, e.g. SAM's longest-side resize, for models that have one); each sample comes back
 with its decoded image attached and the prepared input handed to the model (`model.preload`), so
 the task's `ctx.embed(image)` encodes without decoding or resizing again. With encode_batch > 1
 the images of the next `encode_batch` samples are encoded in one encoder call
@@ -40,7 +40,7 @@ class _Loading(TorchDataset):
 
     def __init__(self, dataset: Dataset, indices: Sequence[int], model: Model) -> None:
         self.dataset, self.indices = dataset, list(indices)
-        self.prepare = getattr(model, "prepare", None)
+        self.prepare_image = getattr(model, "prepare_image", None)
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -48,7 +48,7 @@ class _Loading(TorchDataset):
     def __getitem__(self, i: int) -> tuple[ImageSample, Any]:
         sample = self.dataset.get(self.indices[i])
         image = sample.load_image()
-        prepared = None if self.prepare is None else self.prepare(image)
+        prepared = None if self.prepare_image is None else self.prepare_image(image)
         return dataclasses.replace(sample, load_image=Loaded(image)), prepared
 
 
@@ -63,7 +63,7 @@ def prefetch(dataset: Dataset, indices: Sequence[int], model: Model, workers: in
                                 prefetch_factor=2, persistent_workers=False))
     else:
         items = (loading[i] for i in range(len(loading)))
-    segmenter = model if getattr(model, "prepare", None) is not None else None
+    segmenter = model if getattr(model, "prepare_image", None) is not None else None
     group: list[tuple[ImageSample, Any]] = []
     for item in items:
         group.append(item)

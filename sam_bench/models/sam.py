@@ -81,14 +81,17 @@ class SamSegmenter(PromptableSegmenter):
         self.compiled = True
         self.info.details["compiled"] = True
 
-    def prepare(self, image: np.ndarray) -> torch.Tensor:
+    def prepare_image(self, image: np.ndarray) -> torch.Tensor:
         """SamPredictor.set_image's resize, as a (3, h, w) uint8 tensor on the CPU."""
         return torch.as_tensor(self.transform.apply_image(image)).permute(2, 0, 1).contiguous()
 
     def preload(self, image: np.ndarray, item: torch.Tensor | ImageEmbedding) -> None:
+        """Hand over `prepare_image(image)` or an `encode_many` embedding for the next
+        `encode(image)` of this very array (sam_bench/data/prefetch.py)."""
         self._preloaded[id(image)] = (image, item)
 
     def clear_preloaded(self) -> None:
+        """Drop what `preload` handed over and `encode` did not use (e.g. embedding cache hits)."""
         self._preloaded.clear()
 
     @torch.no_grad()
@@ -99,7 +102,7 @@ class SamSegmenter(PromptableSegmenter):
             item = None
         if isinstance(item, ImageEmbedding):
             return item
-        return self.encode_many([image], [item if item is not None else self.prepare(image)])[0]
+        return self.encode_many([image], [item if item is not None else self.prepare_image(image)])[0]
 
     @torch.no_grad()
     def encode_many(self, images: list[np.ndarray], prepared: list[torch.Tensor]) -> list[ImageEmbedding]:
