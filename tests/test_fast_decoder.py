@@ -1,4 +1,5 @@
-"""The fast decoder path equals the official MaskDecoder.forward (<= 1e-4 on the logits)."""
+"""The fast decoder path equals the official MaskDecoder.forward (<= 1e-4 on the logits), with few
+prompt tokens (attention through the projection weights) and many (through projected image tokens)."""
 from __future__ import annotations
 
 import numpy as np
@@ -19,7 +20,10 @@ def prompt_kinds(rng: np.random.Generator, h: int = 300, w: int = 400) -> dict[s
     labels = rng.integers(0, 2, size=(N, 3))
     boxes = np.sort(rng.uniform(0, [w, h], size=(N, 2, 2)), axis=1).reshape(N, 4)
     masks = torch.from_numpy(rng.normal(0, 4, size=(N, 1, 256, 256))).float()
+    many = rng.uniform(0, [w, h], size=(N, 12, 2))  # 18 tokens: attention through projected image tokens
     return {
+        "twelve points": Prompts(many, rng.integers(0, 2, size=(N, 12))),
+        "twelve points + mask": Prompts(many, rng.integers(0, 2, size=(N, 12)), mask_logits=masks),
         "one point": Prompts(points[:, :1], np.ones((N, 1), int)),
         "three points": Prompts(points, labels),
         "box": Prompts(boxes=boxes),

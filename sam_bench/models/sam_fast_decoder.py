@@ -126,14 +126,21 @@ class FastMaskDecoder:
         b = sparse.shape[0]
         output_tokens = torch.cat([d.iou_token.weight, d.mask_tokens.weight]).unsqueeze(0).expand(b, -1, -1)
         tokens = torch.cat([output_tokens, sparse], dim=1)
+        # Few tokens: attend through the weights instead of projecting 4096 image tokens (below).
+        few = _few_tokens(t.final_attn_token_to_image, tokens.shape[1])
+        pe = self.image_pe.flatten(2)[0].T.to(keys.device)  # (HW, C)
         queries = tokens
         for index, block in enumerate(t.layers):
             if index > 0 or projected is None:
-                projected = self._project(index, keys)
-            queries, keys = self._block(block, queries, keys, tokens, projected)
+                projected = None if few else self._project(index, keys)
+            queries, keys = self._block(block, queries, keys, tokens, projected, pe)
         final = t.final_attn_token_to_image
-        k, v = self._project(len(t.layers), keys).chunk(2, dim=-1)
-        attn_out = final.out_proj(_attend(final.q_proj(queries + tokens), k, v, final.num_heads))
+        q = final.q_proj(queries + tokens)
+        if few:
+            attn_out = _attend_image_few(final, q, keys + pe, keys)
+        else:
+            k, v = self._project(len(t.layers), keys).chunk(2, dim=-1)
+            attn_out = final.out_proj(_attend(q, k, v, final.num_heads))
         queries = t.norm_final_attn(queries + attn_out)
 
         h, w = self.image_pe.shape[-2:]
@@ -147,8 +154,9 @@ class FastMaskDecoder:
         return masks, iou_pred[:, 1:] if multimask else iou_pred[:, :1]
 
     def _block(self, block: TwoWayAttentionBlock, queries: Tensor, keys: Tensor, query_pe: Tensor,
-               projected: Tensor) -> tuple[Tensor, Tensor]:
-        """TwoWayAttentionBlock.forward with the image-side projections given (keys + pe projected)."""
+               projected: Tensor | None, pe: Tensor) -> tuple[Tensor, Tensor]:
+        """TwoWayAttentionBlock.forward. `projected`: the image-side projections of keys + pe
+        (t2i keys, values; i2t queries); None: attend through the weights (few tokens)."""
         if block.skip_first_layer_pe:
             queries = block.self_attn(q=queries, k=queries, v=queries)
         else:
@@ -157,15 +165,73 @@ class FastMaskDecoder:
         queries = block.norm1(queries)
 
         t2i, i2t = block.cross_attn_token_to_image, block.cross_attn_image_to_token
-        k_img, v_img, q_img = projected.chunk(3, dim=-1)
-        attn_out = t2i.out_proj(_attend(t2i.q_proj(queries + query_pe), k_img, v_img, t2i.num_heads))
+        q_tok = t2i.q_proj(queries + query_pe)
+        if projected is None:
+            keys_pe = keys + pe
+            attn_out = _attend_image_few(t2i, q_tok, keys_pe, keys)
+        else:
+            k_img, v_img, q_img = projected.chunk(3, dim=-1)
+            attn_out = t2i.out_proj(_attend(q_tok, k_img, v_img, t2i.num_heads))
         queries = block.norm2(queries + attn_out)
         queries = block.norm3(queries + block.mlp(queries))
 
         q_tok = queries + query_pe
-        attn_out = i2t.out_proj(_attend(q_img, i2t.k_proj(q_tok), i2t.v_proj(queries), i2t.num_heads))
+        k_tok, v_tok = i2t.k_proj(q_tok), i2t.v_proj(queries)
+        if projected is None:
+            attn_out = _attend_tokens_few(i2t, keys_pe, k_tok, v_tok)
+        elif _few_tokens(i2t, k_tok.shape[1]):
+            attn_out = _attend_tokens_few(i2t, None, k_tok, v_tok, q_img)
+        else:
+            attn_out = i2t.out_proj(_attend(q_img, k_tok, v_tok, i2t.num_heads))
         keys = block.norm4(keys + attn_out)  # shared keys (1, HW, C) broadcast to the batch here
         return queries, keys
+
+
+def _few_tokens(attention: Attention, n_tokens: int) -> bool:
+    """Whether heads x tokens < internal width: then attention between 4096 image tokens and the
+    prompt tokens costs fewer operations through the projection weights than through projected
+    image tokens (the matrix products are associative; nothing else changes)."""
+    return attention.num_heads * n_tokens < attention.internal_dim
+
+
+def _attend_image_few(attn: Attention, q: Tensor, keys_pe: Tensor, keys: Tensor) -> Tensor:
+    """Token-to-image attention(q=tokens, k=keys + pe, v=keys) with its out_proj, for projected
+    queries q (B, T, Ci) and image tokens (B, HW, C), without projecting the image tokens:
+    scores_h = (q_h W_k,h) (keys + pe)^T (q_h . b_k,h is the same for every image token: softmax
+    ignores it), and softmax_h (keys W_v,h^T + b_v,h) = (softmax_h keys) W_v,h^T + b_v,h."""
+    b, n, _ = q.shape
+    heads, c = attn.num_heads, keys.shape[-1]
+    dh = attn.internal_dim // heads
+    qh = q.view(b, n, heads, dh).transpose(1, 2)  # (B, h, T, d)
+    through_k = (qh @ attn.k_proj.weight.view(heads, dh, c)).reshape(b, heads * n, c)
+    scores = torch.softmax(through_k @ keys_pe.transpose(1, 2) / math.sqrt(dh), dim=-1)  # (B, hT, HW)
+    mixed = (scores @ keys).view(b, heads, n, c)
+    out = mixed @ attn.v_proj.weight.view(heads, dh, c).transpose(1, 2) + attn.v_proj.bias.view(heads, 1, dh)
+    return attn.out_proj(out.transpose(1, 2).reshape(b, n, heads * dh))
+
+
+def _attend_tokens_few(attn: Attention, keys_pe: Tensor | None, k: Tensor, v: Tensor,
+                       q_img: Tensor | None = None) -> Tensor:
+    """Image-to-token attention(q=keys + pe, k=tokens, v=tokens) with its out_proj, for projected
+    token keys/values k, v (B, T, Ci): scores from the projected image queries q_img (1 or B, HW, Ci)
+    when given, else through the weights, (keys + pe) (W_q,h^T k_h^T) + b_q,h k_h^T; the output
+    as softmax_h (v_h W_o,h^T), summed over heads, + b_o, instead of out_proj of the heads."""
+    b, n, _ = k.shape
+    heads = attn.num_heads
+    dh = attn.internal_dim // heads
+    kh, vh = k.view(b, n, heads, dh), v.view(b, n, heads, dh)
+    if q_img is not None:
+        scores = torch.einsum("bxhd,bthd->bxht", q_img.view(q_img.shape[0], q_img.shape[1], heads, dh)
+                              .expand(b, -1, -1, -1), kh)
+    else:
+        wq = attn.q_proj.weight.view(heads, dh, -1)  # (h, d, C)
+        through_q = torch.einsum("hdc,bthd->bcht", wq, kh).reshape(b, wq.shape[-1], heads * n)
+        bias = torch.einsum("hd,bthd->bht", attn.q_proj.bias.view(heads, dh), kh).reshape(b, 1, heads * n)
+        scores = (keys_pe @ through_q + bias).view(b, -1, heads, n)
+    scores = torch.softmax(scores / math.sqrt(dh), dim=-1).reshape(b, -1, heads * n)  # (B, HW, hT)
+    wo = attn.out_proj.weight.view(-1, heads, dh)  # (C, h, d)
+    through_o = torch.einsum("bthd,chd->bhtc", vh, wo).reshape(b, heads * n, -1)
+    return scores @ through_o + attn.out_proj.bias
 
 
 def _attend(q: Tensor, k: Tensor, v: Tensor, heads: int) -> Tensor:
