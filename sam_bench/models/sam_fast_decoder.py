@@ -14,6 +14,10 @@ hypernetworks and output upscaling, in an order that does prompt-independent wor
   attention reads them for all prompts' tokens in one call (attention rows are independent);
 - no per-prompt copy of the image embedding or its encoding is made: the first block's residual
   broadcasts the shared image tokens;
+- with few prompt tokens (heads x tokens < attention width: up to 15 tokens for SAM, i.e. up to
+  9 clicks) the attentions between the 4096 image tokens and the prompt tokens go through the
+  projection weights instead of through projected image tokens: the same matrix products,
+  multiplied in the cheaper order (about 2.3x fewer operations in those attentions);
 - only the hypernetworks of the masks that are returned run (1 of 4, or 3 of 4 with multimask).
 
 Results equal the official forward within float rounding (tests/test_fast_decoder.py: <= 1e-4 on
