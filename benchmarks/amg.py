@@ -1,6 +1,8 @@
 """Automatic mask generation speed: sam_bench.amg.AutomaticMaskGenerator vs segment_anything's
 SamAutomaticMaskGenerator, same model, image and settings, full generate() on both sides (the
 encoder included), outputs checked equal (same count, masks IoU >= 0.99, scores within 1e-4).
+Ours decodes through the segmenter's default fast decoder path (sam_bench/models/sam_fast_decoder.py);
+the official generator calls MaskDecoder.forward.
 
     python benchmarks/amg.py [--images N] [--models tiny,vit_b] [--settings default,edges] [--threads N]
 
