@@ -1,4 +1,4 @@
-"""Command line: `run`, `report`, `list`, `data check`, `--demo` (also installed as `sam-bench`)."""
+"""Command line: `run`, `report`, `list`, `data check`, `detect`, `--demo` (also installed as `sam-bench`)."""
 from __future__ import annotations
 
 import argparse
@@ -76,6 +76,17 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("dataset")
     check.add_argument("--data-root", dest="data_root", required=True)
     check.add_argument("--split")
+
+    det = sub.add_parser("detect", help="write a COCO results (boxes) file from a detector, for instances --detections")
+    det.add_argument("detector", help="torchvision:NAME (with --weights), transformers:DIR or detectron2:CONFIG (with --weights)")
+    det.add_argument("--weights", help="local weights file (torchvision state dict, detectron2 checkpoint)")
+    det.add_argument("--dataset", required=True)
+    det.add_argument("--data-root", dest="data_root", required=True)
+    det.add_argument("--split")
+    det.add_argument("--limit", type=int)
+    det.add_argument("--out", required=True, help="results json to write (a <stem>.source.json note goes beside it)")
+    det.add_argument("--label", help="box-source label printed beside AP (e.g. ViTDet-H); default: the detector spec")
+    det.add_argument("--device")
     return parser
 
 
@@ -129,6 +140,13 @@ def dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: l
 
         print(f"report written to {report(args.dirs, args.out)}")
         return 0
+    if args.command == "detect":
+        from .detect import run_detect
+
+        path = run_detect(args.detector, args.dataset, args.data_root, args.out, args.weights, args.split,
+                          args.limit, args.device or "auto", args.label)
+        print(f"detections written to {path}; use: run --task instances --detections {path}")
+        return 0
     if args.command == "list":
         return list_entries(args.what)
     if args.command == "data":
@@ -151,8 +169,10 @@ def list_entries(what: str) -> int:
             cfg = load_dataset_config(name)
             print(f"{name:<14} {cfg.title}  [reader: {cfg.reader}]")
     elif what == "models":
+        from .models.backends import backend_status
+
         for name in MODELS.names():
-            print(f"{name:<14} {MODELS.describe(name)}")
+            print(f"{name:<14} {MODELS.describe(name)} {backend_status(name)}".rstrip())
     else:
         for name in TASKS.names():
             task = TASKS.get(name)

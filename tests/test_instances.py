@@ -196,7 +196,8 @@ def test_cli_instances_tiny_on_coco_layout(coco_root, tmp_path, capsys):
     write_detections(tmp_path / "dets.json", built["data"], seed=7, false_positives=1)
     out = tmp_path / "O"
     rc = cli_main(["run", "--task", "instances", "--model", "tiny", "--dataset", "coco", "--data-root", str(root),
-                   "--detections", str(tmp_path / "dets.json"), "--out", str(out), "--limit", "1", "--device", "cpu"])
+                   "--detections", str(tmp_path / "dets.json"), "--out", str(out), "--limit", "1", "--device", "cpu",
+                   "--box-source", "ViTDet-H (jittered gt)"])
     assert rc == 0, capsys.readouterr().err
     task_dir = out / "instances" / "coco"
     metrics = json.loads((task_dir / "metrics.json").read_text())
@@ -208,7 +209,8 @@ def test_cli_instances_tiny_on_coco_layout(coco_root, tmp_path, capsys):
                        if v > -1}
     report = (out / "report.md").read_text()
     assert "Table 5" in report and "| ViTDet-H (paper) | 51.0 | 32.0 | 54.3 | 68.9 | 46.6 | 35.0 | 58.0 | 66.3 |" in report
-    assert "| tiny (untrained), detector boxes |" in report
+    assert "| tiny (untrained), ViTDet-H (jittered gt) |" in report  # labelled ViTDet: paper rows beside
+    assert "| EfficientViT-SAM-XL1 (published) | 47.8 | - | - | - | 44.4 | - | - | - |" in report
 
 
 def test_box_model_rejects_points_and_fills_boxes():

@@ -104,6 +104,21 @@ def test_most_confident_vs_oracle_choice_and_logit_feedback(tmp_path, feedback):
     second = [(r["x"], r["y"], r["positive"], r["iou"]) for r in result.rows if r["click"] == 2]
     assert second == [(9, 9, 1, 1.0), (41, 26, 1, 1.0)]
     assert [r["iou_oracle"] for r in result.rows] == [1.0, None, 1.0, None]
+    # boundary IoU: the empty mask at click 1, the object itself at click 2
+    assert [r["biou"] for r in result.rows] == [0.0, 1.0, 0.0, 1.0]
+    assert metrics["mBIoU@1"] == 0.0 and metrics["mBIoU@2"] == metrics["mBIoU@3"] == 1.0
+
+
+def test_boundary_iou_after_each_click_equals_the_reference():
+    from test_boundary import reference_boundary_iou
+
+    fixed = square((40, 60), 6, 18, 4, 15)  # every answer is this square, off both objects
+    model = GroundTruthSegmenter(TWO, fixed=fixed)
+    traces = interactive_session(model, model.encode(np.zeros((40, 60, 3), np.uint8)), TWO, None, max_clicks=3)
+    for gt, trace in zip(TWO, traces):
+        assert len(trace.bious) == len(trace.ious) == 3
+        assert trace.bious == pytest.approx([reference_boundary_iou(gt, fixed)] * 3, abs=1e-12)
+    assert 0.0 < traces[0].bious[0] < 1.0 and traces[1].bious[0] == 0.0
 
 
 def test_void_pixels_are_excluded_from_iou_and_never_clicked(tmp_path):

@@ -28,6 +28,7 @@ def check_outputs(out: Path, n_images: int, max_clicks: int) -> dict:
     assert items[items.click > 1].iou_oracle.isna().all()
     # metrics.json is the mean of the per-click IoUs in items.csv (objects here never stop early).
     assert metrics["mIoU@1"] == pytest.approx(first.iou.mean(), abs=1e-12)
+    assert metrics["mBIoU@1"] == pytest.approx(first.biou.mean(), abs=1e-12)
     assert (task_dir / "miou_curve.png").stat().st_size > 1000
     report = (out / "report.md").read_text()
     assert "## Point-prompted valid masks" in report and "point/grabcut/miou_curve.png" in report

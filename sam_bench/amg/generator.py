@@ -12,6 +12,14 @@ Stability scores and boxes stay on the full-resolution logits of segmenter.upsam
 official code: on SAM's 256x256 logits they differ (stability by 2e-3 typically, up to 3e-2; boxes
 by up to 20 px), which changes which masks pass the stability filter, the crop-edge filter and NMS.
 On CPU the model's mask decoder is most of the time (benchmarks/amg.py); this file's share is small.
+
+SAM 2 (sam2's SAM2AutomaticMaskGenerator) runs the same algorithm through SAM2ImagePredictor, so
+with the `sam2` segmenter this generator gives its masks (tests/test_sam2.py). Where it differs
+from SAM 1's generator, this one follows it: `use_m2m` (refinement pass) is its option; its
+multimask=False path gets the dynamic multimask fallback inside the sam2 decoder. One difference is
+refused rather than imitated: SAM 2 turns min_mask_region_area into hole/sprinkle filling of the
+low-res logits with its CUDA extension (skipped, with a warning, when sam2 is built without it)
+and does not run SAM 1's full-resolution small-region removal; sam2 segmenters need 0 here.
 """
 from __future__ import annotations
 
@@ -32,7 +40,8 @@ from segment_anything.utils.amg import (
 )
 from torchvision.ops.boxes import batched_nms, box_area
 
-from ..core.types import ImageEmbedding, Prompts
+from ..core.types import Decoded, ImageEmbedding, Prompts
+from ..errors import ConfigError
 from ..models.base import PromptableSegmenter
 from .output import (
     boxes_from_rles,
@@ -84,6 +93,9 @@ class _Candidates:
 class AutomaticMaskGenerator:
     def __init__(self, segmenter: PromptableSegmenter, settings: AmgSettings = AmgSettings()) -> None:
         settings.validate()
+        if settings.min_mask_region_area > 0 and _family(segmenter) == "sam2":
+            raise ConfigError("AMG: min_mask_region_area > 0 is not supported for SAM 2 (its generator fills "
+                              "holes in the low-res logits with a CUDA extension instead); use 0")
         self.segmenter = segmenter
         self.settings = settings
         if settings.point_grids is not None:
@@ -147,6 +159,8 @@ class AutomaticMaskGenerator:
             with timed("decode"):
                 decoded = seg.decode(embedding, Prompts(batch[:, None, :], np.ones((len(batch), 1), np.int64)),
                                      multimask=s.multimask)
+                if s.use_m2m:
+                    decoded = self._refine(embedding, batch, decoded)
             with timed("postprocess"):
                 n_out, low_shape = decoded.low_res_logits.shape[1], tuple(decoded.low_res_logits.shape[2:])
                 low = decoded.low_res_logits.flatten(0, 1)
@@ -192,6 +206,15 @@ class AutomaticMaskGenerator:
         cand.points = cand.points + np.array(crop_box[:2], np.float64)
         return cand
 
+    def _refine(self, embedding: ImageEmbedding, points: np.ndarray, decoded: Decoded) -> Decoded:
+        """SAM2AutomaticMaskGenerator.refine_with_m2m: every mask's low-res logits go back in with
+        its point as a single-output prompt."""
+        n, m = decoded.low_res_logits.shape[:2]
+        prompts = Prompts(np.repeat(points, m, axis=0)[:, None, :], np.ones((n * m, 1), np.int64),
+                          mask_logits=decoded.low_res_logits.flatten(0, 1)[:, None])
+        refined = self.segmenter.decode(embedding, prompts, multimask=False)
+        return Decoded(refined.low_res_logits.unflatten(0, (n, m))[:, :, 0], refined.iou_predictions.view(n, m))
+
     def _records(self, found: _Candidates, size: tuple[int, int],
                  rng: np.random.Generator | None) -> tuple[list[dict], Optional[torch.Tensor]]:
         s = self.settings
@@ -218,6 +241,11 @@ class AutomaticMaskGenerator:
         if found.low_res is not None:
             low_res = found.low_res[torch.as_tensor(order, dtype=torch.long)]
         return records, low_res
+
+
+def _family(segmenter: PromptableSegmenter) -> str:
+    info = getattr(segmenter, "info", None)
+    return getattr(info, "details", {}).get("family", "sam")
 
 
 def _timer(timings: dict[str, float]) -> Callable[[str], ContextManager[None]]:

@@ -1,5 +1,6 @@
 """AMG settings and result types. Every option of segment_anything's SamAutomaticMaskGenerator,
-with the same defaults, plus this suite's additions (top-k ranking, single output, low-res logits)."""
+with the same defaults, SAM 2's `use_m2m` (SAM2AutomaticMaskGenerator), plus this suite's additions
+(top-k ranking, single output, low-res logits)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -30,6 +31,9 @@ class AmgSettings:
     point_grids: Optional[list[np.ndarray]] = None  # normalised [0, 1] (x, y) grids, one per crop layer
     min_mask_region_area: int = 0
     output_mode: str = "binary_mask"  # or "uncompressed_rle", "coco_rle"
+    # SAM2AutomaticMaskGenerator's option (works with any segmenter): decode each grid mask once more
+    # with its point and its own low-res logits as mask prompt, single output, before the filters.
+    use_m2m: bool = False
     # Additions (no official counterpart):
     max_masks: Optional[int] = None  # keep the top-k by `rank_by` after NMS; records then come best first
     rank_by: str = "predicted_iou"  # "predicted_iou" | "stability_score" | "mean_iou_stability" | "random"

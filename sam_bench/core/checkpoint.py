@@ -14,16 +14,12 @@ import zipfile
 from dataclasses import asdict, dataclass
 from functools import partial
 from pathlib import Path
+from types import ModuleType
 from typing import Mapping
 
+import segment_anything.modeling
 import torch
-from segment_anything.modeling import (
-    ImageEncoderViT,
-    MaskDecoder,
-    PromptEncoder,
-    Sam,
-    TwoWayTransformer,
-)
+from segment_anything.modeling import Sam
 
 from ..errors import CheckpointError
 
@@ -69,11 +65,16 @@ OFFICIAL_ARCHITECTURES = {
 }
 
 
-def build_sam(arch: SamArchitecture) -> Sam:
-    """Instantiate the official `segment_anything` modules (random weights) for `arch`."""
+def build_sam(arch: SamArchitecture, modeling: ModuleType = segment_anything.modeling,
+              mask_decoder: str = "MaskDecoder", **decoder_kwargs: int) -> Sam:
+    """Instantiate the official `segment_anything` modules (random weights) for `arch`.
+
+    SAM-1-like families (HQ-SAM) ship their own copy of these classes: pass their `modeling`
+    module and decoder class name (plus its extra arguments) to build theirs with the same sizes.
+    """
     grid = arch.image_size // PATCH_SIZE
-    sam = Sam(
-        image_encoder=ImageEncoderViT(
+    sam = modeling.Sam(
+        image_encoder=modeling.ImageEncoderViT(
             depth=arch.encoder_depth,
             embed_dim=arch.encoder_embed_dim,
             img_size=arch.image_size,
@@ -87,15 +88,15 @@ def build_sam(arch: SamArchitecture) -> Sam:
             window_size=arch.window_size,
             out_chans=PROMPT_EMBED_DIM,
         ),
-        prompt_encoder=PromptEncoder(
+        prompt_encoder=modeling.PromptEncoder(
             embed_dim=PROMPT_EMBED_DIM,
             image_embedding_size=(grid, grid),
             input_image_size=(arch.image_size, arch.image_size),
             mask_in_chans=16,
         ),
-        mask_decoder=MaskDecoder(
+        mask_decoder=getattr(modeling, mask_decoder)(
             num_multimask_outputs=3,
-            transformer=TwoWayTransformer(
+            transformer=modeling.TwoWayTransformer(
                 depth=arch.decoder_depth,
                 embedding_dim=PROMPT_EMBED_DIM,
                 mlp_dim=arch.decoder_mlp_dim,
@@ -104,6 +105,7 @@ def build_sam(arch: SamArchitecture) -> Sam:
             transformer_dim=PROMPT_EMBED_DIM,
             iou_head_depth=3,
             iou_head_hidden_dim=256,
+            **decoder_kwargs,
         ),
         pixel_mean=list(PIXEL_MEAN),
         pixel_std=list(PIXEL_STD),
@@ -212,7 +214,13 @@ def load_sam_checkpoint(path: str | Path) -> LoadedSam:
     state = read_state_dict(path)
     arch = infer_architecture(state, source=str(path))
     sam = build_sam(arch)
-    expected = sam.state_dict()
+    load_exact(sam, state, path, f"the official SAM layout for {arch.name}")
+    return LoadedSam(model=sam.eval(), architecture=arch, sha256=file_sha256(Path(path)), path=str(path))
+
+
+def load_exact(model: torch.nn.Module, state: Mapping[str, torch.Tensor], path: str | Path, layout: str) -> None:
+    """load_state_dict that names every missing, unexpected or mis-shaped key in one CheckpointError."""
+    expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     wrong_shape = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
@@ -225,6 +233,5 @@ def load_sam_checkpoint(path: str | Path) -> LoadedSam:
         if wrong_shape:
             parts.append("wrong shapes: " + ", ".join(
                 f"{k} {tuple(state[k].shape)} != {tuple(expected[k].shape)}" for k in wrong_shape[:20]))
-        raise CheckpointError(f"{path}: not in the official SAM layout for {arch.name}; " + "; ".join(parts))
-    sam.load_state_dict(state)
-    return LoadedSam(model=sam.eval(), architecture=arch, sha256=file_sha256(Path(path)), path=str(path))
+        raise CheckpointError(f"{path}: not in {layout}; " + "; ".join(parts))
+    model.load_state_dict(state)

@@ -29,14 +29,15 @@ def number_of_clicks(ious: np.ndarray, threshold: float) -> np.ndarray:
     return np.where(reached.any(axis=1), reached.argmax(axis=1) + 1, ious.shape[1])
 
 
-def point_metrics(ious: np.ndarray, oracle_first: np.ndarray) -> dict[str, float]:
+def point_metrics(ious: np.ndarray, oracle_first: np.ndarray | None) -> dict[str, float]:
     """Flat metrics.json entries from the (objects, max_clicks) IoU matrix (fractions in [0, 1])."""
     n_objects, max_clicks = ious.shape
     metrics: dict[str, float] = {}
     for n in REPORT_CLICKS:
         if n <= max_clicks:
             metrics[f"mIoU@{n}"] = float(ious[:, n - 1].mean())
-    metrics["oracle_mIoU@1"] = float(np.mean(oracle_first))
+    if oracle_first is not None:  # None: one mask under multimask output, nothing to pick from
+        metrics["oracle_mIoU@1"] = float(np.mean(oracle_first))
     for t in NOC_THRESHOLDS:
         metrics[f"NoC@{t}"] = float(number_of_clicks(ious, t / 100).mean())
     for t in NOF_THRESHOLDS:

@@ -28,6 +28,9 @@ class PromptableSegmenter(Model):
     """Encode an image once, then decode any number of prompt batches against it."""
 
     mask_threshold: float = 0.0
+    #: Masks a multimask decode returns per prompt. HQ-SAM's predictor returns 1 (its best SAM token
+    #: plus the HQ token), so there is no best-of-3 oracle to report for it.
+    masks_per_multimask_output: int = 3
     #: Identity of weights + preprocessing + precision for the embedding cache (models/cached.py);
     #: None disables caching. Cacheable segmenters keep their features as a dict of tensors.
     cache_fingerprint: str | None = None

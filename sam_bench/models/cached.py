@@ -25,6 +25,7 @@ class CachedSegmenter(PromptableSegmenter):
         self.info = inner.info
         self.cache_fingerprint = inner.cache_fingerprint
         self.mask_threshold = inner.mask_threshold
+        self.masks_per_multimask_output = inner.masks_per_multimask_output
 
     def __getattr__(self, name: str) -> Any:  # capabilities and settings of the wrapped model
         return getattr(self.inner, name)

@@ -21,6 +21,8 @@ from ..core.types import Decoded, ImageEmbedding, ModelInfo, Prompts
 from ..errors import ConfigError
 from ..registry import MODELS
 from .base import PromptableSegmenter
+from .args import convert_model_args
+from .details import model_details
 from .sam_fast_decoder import FastMaskDecoder, ImageSide, supports
 
 DECODERS = ("fast", "official")
@@ -39,10 +41,16 @@ TINY_ARCHITECTURE = SamArchitecture(
 
 
 class SamSegmenter(PromptableSegmenter):
-    """decoder="fast" (default) runs the official mask decoder's modules in the call order of
+    """SAM-1-style predictor harness; SAM-1-like families (HQ-SAM, MobileSAM) pass their own
+    official model object and, where their encoder or decoder signature differs, override
+    `_encoder_features` / `_mask_decoder`.
+
+    decoder="fast" (default) runs the official mask decoder's modules in the call order of
     sam_fast_decoder.py (equal within float rounding, measured faster); "official" calls
-    MaskDecoder.forward. Decoders that are not exactly segment_anything's MaskDecoder (e.g.
-    HQ-SAM's) always take the official call."""
+    `_mask_decoder`. The fast path is taken only when the decoder is exactly segment_anything's
+    MaskDecoder and `_mask_decoder` is not overridden (HQ-SAM's decoder keeps its own call)."""
+
+    family = "sam"
 
     def __init__(self, sam: Sam, info: ModelInfo, weights_sha256: str, device: torch.device,
                  precision: str = "fp32", batch_size: int | None = None, decoder: str = "fast") -> None:
@@ -55,17 +63,30 @@ class SamSegmenter(PromptableSegmenter):
         self.batch_size = batch_size or default_batch_size(device)
         self.transform = ResizeLongestSide(sam.image_encoder.img_size)
         self.fast: FastMaskDecoder | None = None
-        if decoder == "fast" and supports(sam.mask_decoder):
+        own_call = type(self)._mask_decoder is SamSegmenter._mask_decoder
+        if decoder == "fast" and own_call and supports(sam.mask_decoder):
             with torch.no_grad():
                 self.fast = FastMaskDecoder(sam.mask_decoder, sam.prompt_encoder.get_dense_pe())
         self.info.details["decoder"] = "fast" if self.fast is not None else "official"
         self.compiled = False
         self._preloaded: dict[int, tuple[np.ndarray, torch.Tensor | ImageEmbedding]] = {}
-        self._encoder = sam.image_encoder
-        self._official_decoder = sam.mask_decoder
         self._fast_forward = None if self.fast is None else self.fast.forward
         # Preprocessing is part of the identity: same weights with another input size differ.
-        self.cache_fingerprint = f"sam|{weights_sha256}|resize{sam.image_encoder.img_size}|pil-bilinear|{precision}"
+        self.cache_fingerprint = (f"{self.family}|{weights_sha256}|resize{sam.image_encoder.img_size}"
+                                  f"|pil-bilinear|{precision}")
+
+    def _encoder_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        return {"image_embed": self.model.image_encoder(x)}
+
+    def _mask_decoder(self, features: dict[str, torch.Tensor], sparse: torch.Tensor, dense: torch.Tensor,
+                      multimask: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.model.mask_decoder(
+            image_embeddings=features["image_embed"],
+            image_pe=self.model.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse,
+            dense_prompt_embeddings=dense,
+            multimask_output=multimask,
+        )
 
     def enable_compile(self) -> None:
         """torch.compile the image encoder and the mask decoder (once per process; recorded in the
@@ -74,8 +95,9 @@ class SamSegmenter(PromptableSegmenter):
         counts do not recompile."""
         if self.compiled:
             return
-        self._encoder = torch.compile(self.model.image_encoder, dynamic=False)
-        self._official_decoder = torch.compile(self.model.mask_decoder)
+        # Instance attributes shadow the methods, so subclasses' overrides are what gets compiled.
+        self._encoder_features = torch.compile(self._encoder_features, dynamic=False)
+        self._mask_decoder = torch.compile(self._mask_decoder)
         if self.fast is not None:
             self._fast_forward = torch.compile(self.fast.forward)
         self.compiled = True
@@ -109,9 +131,12 @@ class SamSegmenter(PromptableSegmenter):
         """One encoder call for all images (each normalised and padded to the encoder's square)."""
         x = torch.cat([self.model.preprocess(p.to(self.device)[None]) for p in prepared])
         with autocast(self.device, self.precision):
-            features = self._encoder(x).float()
-        return [ImageEmbedding({"image_embed": f[None]}, tuple(image.shape[:2]), tuple(p.shape[-2:]))
-                for f, image, p in zip(features, images, prepared)]
+            features = self._encoder_features(x)
+        # Contiguous: a cached copy comes back contiguous, and kernels on another memory layout
+        # round differently (HQ-SAM's intermediate map is a channels-last view).
+        return [ImageEmbedding({k: v[i:i + 1].float().contiguous() for k, v in features.items()},
+                               tuple(image.shape[:2]), tuple(p.shape[-2:]))
+                for i, (image, p) in enumerate(zip(images, prepared))]
 
     @torch.no_grad()
     def decode(self, embedding: ImageEmbedding, prompts: Prompts, multimask: bool) -> Decoded:
@@ -122,10 +147,8 @@ class SamSegmenter(PromptableSegmenter):
             with autocast(self.device, self.precision):
                 sparse, dense = self._encode_prompts(embedding, chunk)
                 if self.fast is None:
-                    low, iou = self._official_decoder(
-                        image_embeddings=embedding.features["image_embed"].to(self.device),
-                        image_pe=self.model.prompt_encoder.get_dense_pe(), sparse_prompt_embeddings=sparse,
-                        dense_prompt_embeddings=dense, multimask_output=multimask)
+                    features = {k: v.to(self.device) for k, v in embedding.features.items()}
+                    low, iou = self._mask_decoder(features, sparse, dense, multimask)
                 else:
                     if chunk.mask_logits is None and shared is None:
                         shared = self.fast.image_side(embedding.features["image_embed"].to(self.device), dense[:1])
@@ -171,6 +194,12 @@ class SamSegmenter(PromptableSegmenter):
                                             embedding.original_size)
 
 
+def _decoder_choice(value: object) -> str:
+    if value not in DECODERS:
+        raise ValueError(f"decoder={value}; choose one of {', '.join(DECODERS)}")
+    return str(value)
+
+
 def make_tiny_sam(seed: int = 0) -> Sam:
     """A random SAM in the official layout, small enough to encode an image in well under a second."""
     generator_state = torch.random.get_rng_state()
@@ -181,28 +210,17 @@ def make_tiny_sam(seed: int = 0) -> Sam:
         torch.random.set_rng_state(generator_state)
 
 
-def _decoder_arg(model: str, model_args: dict[str, str], allowed: tuple[str, ...]) -> str:
-    unknown = sorted(set(model_args) - set(allowed))
-    if unknown:
-        raise ConfigError(f"model '{model}' takes --model-args {', '.join(k + '=...' for k in allowed)}; "
-                          f"got {unknown}")
-    decoder = model_args.get("decoder", "fast")
-    if decoder not in DECODERS:
-        raise ConfigError(f"model '{model}': --model-args decoder={decoder}; choose one of {', '.join(DECODERS)}")
-    return decoder
-
-
 @MODELS.register("sam", help="SAM from an official-layout checkpoint (--checkpoint); size inferred from the weights")
 def build_sam_model(checkpoint: str | None = None, device: torch.device = torch.device("cpu"),
                     precision: str = "fp32", batch_size: int | None = None, **model_args: str) -> SamSegmenter:
-    """--model-args decoder=fast|official (default fast; the architecture is read from the weights)."""
-    decoder = _decoder_arg("sam", model_args, ("decoder",))
+    """--model-args decoder=fast|official (the architecture is read from the weights)."""
+    decoder = convert_model_args("sam", model_args, {"decoder": (_decoder_choice, "fast")})["decoder"]
     if not checkpoint:
         raise ConfigError("model 'sam' needs --checkpoint PATH (e.g. sam_vit_h_4b8939.pth)")
     loaded = load_sam_checkpoint(checkpoint)
-    info = ModelInfo("sam", untrained=False, details={
-        "checkpoint": loaded.path, "checkpoint_sha256": loaded.sha256,
-        "architecture": loaded.architecture.to_dict()})
+    info = ModelInfo("sam", untrained=False, details=model_details(
+        "SAM", loaded.architecture.name, loaded.model, loaded.path, loaded.sha256,
+        architecture=loaded.architecture.to_dict()))
     return SamSegmenter(loaded.model, info, loaded.sha256, device, precision, batch_size, decoder)
 
 
@@ -210,11 +228,11 @@ def build_sam_model(checkpoint: str | None = None, device: torch.device = torch.
 def build_tiny_model(checkpoint: str | None = None, device: torch.device = torch.device("cpu"),
                      precision: str = "fp32", batch_size: int | None = None, seed: int | str = 0,
                      **model_args: str) -> SamSegmenter:
-    """--model-args seed=N,decoder=fast|official."""
     if checkpoint:
         raise ConfigError(f"model 'tiny' builds its own seeded random weights and takes no --checkpoint; "
                           f"got {checkpoint} (use --model sam)")
-    decoder = _decoder_arg("tiny", model_args, ("seed", "decoder"))
+    """--model-args seed=N,decoder=fast|official."""
+    decoder = convert_model_args("tiny", model_args, {"decoder": (_decoder_choice, "fast")})["decoder"]
     try:
         seed = int(seed)
     except ValueError:

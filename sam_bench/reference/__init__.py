@@ -1,4 +1,4 @@
-"""Published numbers of the Segment Anything paper, for the report's reference rows."""
+"""Published numbers for the report's reference rows: the SAM paper's and later SAM-family papers'."""
 from __future__ import annotations
 
 import json
@@ -7,8 +7,15 @@ from pathlib import Path
 from typing import Any
 
 PAPER_JSON = Path(__file__).with_name("sam_paper.json")
+PEERS_JSON = Path(__file__).with_name("peers.json")
 
 
 @lru_cache(maxsize=1)
 def paper() -> dict[str, Any]:
     return json.loads(PAPER_JSON.read_text())
+
+
+@lru_cache(maxsize=1)
+def peers() -> dict[str, Any]:
+    """Numbers of later SAM-family papers (EfficientViT-SAM, the efficient-SAM survey, HQ-SAM)."""
+    return json.loads(PEERS_JSON.read_text())

@@ -25,10 +25,11 @@ import torch
 from ..core.types import Prompts
 from ..data.coco_results import PerImageResults, encode_masks, load_detections
 from ..data.types import ImageSample
+from ..detect import read_source_note
 from ..errors import ConfigError, DataError
 from ..metrics.coco import SegmEvaluator, image_ground_truth
 from ..models.base import PromptableSegmenter, require
-from ..reference import paper
+from ..reference import paper, peers
 from ..registry import TASKS
 from ..reporting.markdown import markdown_table
 from ..engine.context import ImageResult, RunContext
@@ -50,6 +51,7 @@ class InstancesOptions:
     refine: bool = True  # 2nd decoder pass: box + low-res logits of the most confident mask
     score: str = "detector"  # detector | predicted_iou | detector_x_predicted_iou
     max_dets: Optional[int] = None  # None: the official 100 per image and category (COCO) / 300 per image (LVIS)
+    box_source: Optional[str] = None  # label of the boxes, e.g. ViTDet-H; default: `detect`'s note, else the file name
 
 
 def coco_image_id(sample: ImageSample) -> Any:
@@ -131,6 +133,12 @@ class Detectron2Boxes:
         return xywh, self.category_ids[classes].astype(np.int64), inst.scores.numpy().astype(np.float64)
 
 
+def _box_source(entry: ReportEntry) -> str:
+    """The box source a run recorded (runs from before box sources were recorded: the kind)."""
+    opts = entry.record.get("task_options", {})
+    return opts.get("box_source") or ("ground-truth boxes" if opts.get("boxes") == "gt" else "detector boxes")
+
+
 @TASKS.register("instances", help="instance segmentation from detector boxes, COCO/LVIS mask AP (Table 5)")
 class InstancesTask(Task):
     name = "instances"
@@ -175,9 +183,24 @@ class InstancesTask(Task):
                 self._detections_sha = digest.hexdigest()
             desc["detections"] = str(Path(self.options.detections).resolve())
             desc["detections_sha256"] = self._detections_sha
+        desc["box_source"] = self.box_source_label()
+        if self.options.detections and not self.options.box_source:
+            desc["box_source_note"] = read_source_note(self.options.detections)
         desc["mask_choice"] = "highest predicted IoU of 3 (multimask), then " + (
             "one refinement pass (box + its low-res logits)" if self.options.refine else "no refinement")
         return desc
+
+    def box_source_label(self) -> str:
+        """What the boxes are, as printed beside AP: the option, `detect`'s note, or a fallback."""
+        o = self.options
+        if o.box_source:
+            return o.box_source
+        if o.boxes == "gt":
+            return "ground-truth boxes"
+        if o.detector:
+            return f"detectron2:{Path(o.detector[len('detectron2:'):].partition(':')[0]).stem}"
+        note = read_source_note(o.detections)
+        return note["box_source"] if note else f"unlabelled detections ({Path(o.detections).name})"
 
     def setup(self, ctx: RunContext) -> None:
         categories = dataset_categories(ctx, self.name)
@@ -260,16 +283,21 @@ class InstancesTask(Task):
         cols = ref["columns"]  # AP APs APm APl
         header = [f"COCO {c}" for c in cols] + [f"LVIS {c}" for c in cols]
         rows: dict[str, dict[str, float]] = {}
-        for method in ref["coco"]:
+        sources = {_box_source(e) for e in entries}
+        # The paper prompts with ViTDet-H boxes: its rows sit beside runs whose boxes say ViTDet.
+        vitdet = any("vitdet" in s.lower() for s in sources)
+        for method in ref["coco"] if vitdet else []:
             label = f"{method} (paper)"
             rows[label] = {f"COCO {c}": v for c, v in zip(cols, ref["coco"][method])}
             rows[label].update({f"LVIS {c}": v for c, v in zip(cols, ref["lvis"].get(method, []))})
+        published = peers()["vitdet_box_prompted_mask_ap"]
+        for method, values in (published.items() if vitdet else []):
+            if method not in ("source", "columns"):
+                rows[f"{method} (published)"] = {c: v for c, v in zip(published["columns"], values) if v is not None}
         extra = {}
         for e in entries:
-            opts = e.record.get("task_options", {})
             lvis = "APr" in e.metrics or e.dataset.startswith("lvis")
-            source = "gt boxes" if opts.get("boxes") == "gt" else "detector boxes"
-            label = f"{e.run_label}, {source}"
+            label = f"{e.run_label}, {_box_source(e)}"
             if e.dataset not in ("coco", "lvis_v1"):
                 label += f" [{e.dataset}]"
             group = "LVIS" if lvis else "COCO"
@@ -279,8 +307,12 @@ class InstancesTask(Task):
         table.index.name = "method"
         lines = [f"## {cls.title}", "",
                  "Mask AP (%) with boxes as prompts; the paper prompts SAM ViT-H with ViTDet-H boxes. "
-                 "COCO: pycocotools; LVIS v1: lvis-api (300 detections per image).", "",
-                 markdown_table(table), "", "All metrics (%):", ""]
+                 "COCO: pycocotools; LVIS v1: lvis-api (300 detections per image). Box sources: "
+                 + "; ".join(sorted(sources)) + "." + ("" if vitdet else
+                 " The paper's rows (ViTDet-H boxes) are left out: no run here has boxes labelled ViTDet.")
+                 + (" '(published)': SAM-family models prompted by ViTDet-H boxes, from the EfficientViT-SAM and "
+                    "EdgeSAM READMEs." if vitdet else ""),
+                 "", markdown_table(table), "", "All metrics (%):", ""]
         full = pd.DataFrame.from_dict(extra, orient="index")
         full.index.name = "run · dataset"
         lines.append(markdown_table(full))

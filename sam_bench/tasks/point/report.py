@@ -31,7 +31,8 @@ def _settings(entry: ReportEntry) -> str:
     feedback = "fed back" if opts.get("feedback", True) else "not fed back"
     return (f"{opts.get('first_click', 'center')} first click; RITM clicks after; up to "
             f"{opts.get('max_clicks', 20)} clicks; click 1 keeps the highest predicted IoU of 3 masks "
-            f"(oracle: best of 3 vs ground truth); clicks 2+ single output, previous low-res logits {feedback}")
+            f"(oracle: best of 3 vs ground truth; none for models that return one mask, e.g. HQ-SAM); "
+            f"clicks 2+ single output, previous low-res logits {feedback}")
 
 
 def point_report(title: str, entries: list[ReportEntry]) -> str:
@@ -73,6 +74,12 @@ def point_report(title: str, entries: list[ReportEntry]) -> str:
     for e in entries:
         curve.loc[f"{e.dataset} / {e.run_label}"] = [_pct(e.metrics.get(f"mIoU@{n}")) for n in REPORT_CLICKS]
     lines += ["### mIoU (%) after N points (Fig. 9c)", "", markdown_table(curve.astype(float)), ""]
+    boundary = pd.DataFrame(columns=[f"@{n}" for n in REPORT_CLICKS])
+    boundary.index.name = "dataset / run"
+    for e in entries:
+        boundary.loc[f"{e.dataset} / {e.run_label}"] = [_pct(e.metrics.get(f"mBIoU@{n}")) for n in REPORT_CLICKS]
+    lines += ["### Boundary IoU (%) after N points (mBIoU, dilation 0.02 of the image diagonal)", "",
+              markdown_table(boundary.astype(float)), ""]
     base = _link_base(entries)
     links = [f"[{e.dataset} / {e.run_label}]({Path(os.path.relpath(e.task_dir / 'miou_curve.png', base)).as_posix()})"
              for e in entries if (e.task_dir / "miou_curve.png").exists()]

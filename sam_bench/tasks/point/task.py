@@ -24,6 +24,7 @@ import torch
 from ...core.types import ImageEmbedding, Prompts
 from ...data.types import ImageSample
 from ...errors import ConfigError, DataError
+from ...metrics.boundary import boundary_iou, boundary_width, mask_boundary
 from ...metrics.point import REPORT_CLICKS, iou_matrix, miou_curve, point_metrics
 from ...models.base import PromptableSegmenter, require
 from ...prompts.clicks import Click, center_click, next_click, random_click
@@ -57,7 +58,10 @@ class ObjectTrace:
     clicks: list[Click] = field(default_factory=list)
     ious: list[float] = field(default_factory=list)  # IoU after each click
     pred_ious: list[float] = field(default_factory=list)  # the model's predicted IoU of that mask
-    iou_oracle: float = 0.0  # best click-1 candidate against ground truth
+    # Best click-1 candidate against ground truth; None when the model returns one mask under
+    # multimask output (HQ-SAM): there is nothing to choose from, so no oracle is reported.
+    iou_oracle: Optional[float] = None
+    bious: list[float] = field(default_factory=list)  # boundary IoU after each click (void removed)
 
 
 def _no_timer(_: str) -> ContextManager[None]:
@@ -114,6 +118,10 @@ def interactive_session(model: PromptableSegmenter, embedding: ImageEmbedding, g
             trace.clicks.append(click)
     active = list(range(len(gts)))
     pred_masks: list[Optional[np.ndarray]] = [None] * len(gts)
+    with timed("metric"):  # ground-truth boundaries (void removed, as the kept masks), reused every click
+        width = boundary_width(*gts[0].shape)
+        valid = None if ignore is None else ~np.asarray(ignore, dtype=bool)
+        gt_boundaries = [mask_boundary(g if valid is None else g & valid, width) for g in gts]
     prev_logits: Optional[torch.Tensor] = None  # (K, 1, h, w): each object's last chosen logits
     for round_ in range(1, max_clicks + 1):
         if round_ > 1:
@@ -151,7 +159,9 @@ def interactive_session(model: PromptableSegmenter, embedding: ImageEmbedding, g
             trace.ious.append(float(ious[i, choice[i]]))
             trace.pred_ious.append(float(pred_iou[i, choice[i]]))
             pred_masks[k] = kept[i]
-            if round_ == 1:
+            with timed("metric"):
+                trace.bious.append(boundary_iou(gts[k], kept[i], gt_boundary=gt_boundaries[k]))
+            if round_ == 1 and model.masks_per_multimask_output > 1:
                 trace.iou_oracle = float(ious[i].max())
     return traces
 
@@ -195,23 +205,28 @@ class PointTask(Task):
         rows = []
         for obj, trace in zip(targets, traces):
             payload["objects"].append({"object_id": obj.object_id, "ious": trace.ious,
-                                       "iou_oracle": trace.iou_oracle})
-            for n, (click, iou, pred) in enumerate(zip(trace.clicks, trace.ious, trace.pred_ious), start=1):
+                                       "iou_oracle": trace.iou_oracle, "bious": trace.bious})
+            for n, (click, iou, pred, biou) in enumerate(zip(trace.clicks, trace.ious, trace.pred_ious, trace.bious),
+                                                         start=1):
                 rows.append({"object_id": obj.object_id, "click": n, "x": click.x, "y": click.y,
-                             "positive": int(click.positive), "iou": iou, "pred_iou": pred,
+                             "positive": int(click.positive), "iou": iou, "biou": biou, "pred_iou": pred,
                              "iou_oracle": trace.iou_oracle if n == 1 else None})
         return ImageResult(sample.image_id, rows, payload)
 
-    def _ious(self, results: list[ImageResult]) -> tuple[np.ndarray, np.ndarray]:
+    def _ious(self, results: list[ImageResult]) -> tuple[np.ndarray, Optional[np.ndarray]]:
         objects = [o for r in results for o in r.payload["objects"]]
         if not objects:
             raise DataError("task 'point': no object with a non-void pixel in this dataset")
+        oracle = [o["iou_oracle"] for o in objects]
         return (iou_matrix([o["ious"] for o in objects], self.options.max_clicks),
-                np.array([o["iou_oracle"] for o in objects]))
+                None if None in oracle else np.array(oracle))
 
     def compute_metrics(self, ctx: RunContext, results: list[ImageResult]) -> dict[str, float]:
         ious, oracle = self._ious(results)
         metrics = point_metrics(ious, oracle)
+        objects = [o for r in results for o in r.payload["objects"]]
+        bious = iou_matrix([o["bious"] for o in objects], self.options.max_clicks)  # boundary IoU, same layout
+        metrics.update({f"mBIoU@{n}": float(bious[:, n - 1].mean()) for n in REPORT_CLICKS if n <= bious.shape[1]})
         metrics["skipped_objects"] = sum(len(r.payload["skipped"]) for r in results)
         return metrics
 
@@ -224,7 +239,8 @@ class PointTask(Task):
         fig = Figure(figsize=(4.5, 3.4))
         ax = fig.add_subplot()
         ax.plot(clicks, curve, marker="o", label=f"{ctx.model.info.label}")
-        ax.plot([1], [100 * oracle.mean()], marker="*", linestyle="none", markersize=10, label="oracle @1")
+        if oracle is not None:
+            ax.plot([1], [100 * oracle.mean()], marker="*", linestyle="none", markersize=10, label="oracle @1")
         ax.set_xlabel("number of points")
         ax.set_ylabel("mIoU (%)")
         ax.set_title(f"{ctx.dataset.name}: {len(ious)} objects")

@@ -1,0 +1,1 @@
+"""Example sam-bench plugin package (see docs/plugins.md)."""

@@ -1,0 +1,100 @@
+"""SAM 3's interactive (SAM 1 task) path behind the PromptableSegmenter interface: `sam3 --checkpoint sam3.pt`.
+
+Equal to `Sam3Processor.set_image` + `Sam3Image.predict_inst` per prompt: the processor's square
+1008 resize (of the uint8 image) and 0.5 mean/std, the ViT trunk and the interactive ("sam2") neck,
+the tracker's SAM heads with its SAM2Transforms. Decoding is the SAM 2 predictor's code path
+(sam3 ships a copy: boxes as point labels 2/3, dynamic multimask, +-32 clamp), so the batched
+decode is Sam2Segmenter's; what differs is the 72x72 embedding, the 288x288 low-res logits and the
+upsample, which fills holes up to 256 low-res pixels before the bilinear resize (max_hole_area of
+SAM3InteractiveImagePredictor).
+
+Not covered: SAM 3's own text prompts (Sam3Processor.set_text_prompt) as a candidate source of the
+text task. In sam3 0.1.4 that path calls Tensor.pin_memory() in its geometry encoder, which needs
+CUDA, so it cannot be checked against the package on a CPU-only machine.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..core.checkpoint import file_sha256, read_state_dict
+from ..core.device import autocast
+from ..core.types import ImageEmbedding, ModelInfo
+from ..errors import CheckpointError, ConfigError
+from ..registry import MODELS
+from .args import convert_model_args
+from .backends import declare_backend, import_backend
+from .details import model_details
+from .sam2_model import Sam2Segmenter
+
+# sam3 0.1.4 imports psutil without declaring it.
+declare_backend("sam3", "sam3", "sam3 and psutil", "sam3", needs=("psutil",))
+
+
+def load_sam3(path: str, device: torch.device) -> tuple[torch.nn.Module, dict]:
+    """Sam3Image (with the interactive predictor) for an official-layout checkpoint, any size."""
+    from .sam3_build import build_sam3, from_official_layout, infer_architecture
+
+    state = from_official_layout(read_state_dict(path), path)
+    arch = infer_architecture(state, path)
+    model = build_sam3(arch, device)
+    expected = model.state_dict()
+    # Buffers are constants the constructors compute (RoPE tables, ...): a checkpoint may omit them.
+    missing = sorted(k for k, _ in model.named_parameters() if k not in state)
+    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    if missing or wrong:
+        parts = [f"{what} ({len(keys)}): {', '.join(keys[:12])}"
+                 for what, keys in (("missing weights", missing), ("wrong shapes", wrong)) if keys]
+        raise CheckpointError(f"{path}: not a SAM 3 image model of {arch.name}; " + "; ".join(parts))
+    # Like sam3's own loader: keys the image model has no use for (video-only parts) are skipped.
+    unexpected = sorted(set(state) - set(expected))
+    model.load_state_dict({k: v for k, v in state.items() if k in expected}, strict=False)
+    return model.eval(), {"architecture": arch.to_dict(), "ignored_keys": len(unexpected)}
+
+
+class Sam3Segmenter(Sam2Segmenter):
+    family = "sam3"
+
+    def __init__(self, sam3: torch.nn.Module, info: ModelInfo, weights_sha256: str, device: torch.device,
+                 precision: str = "fp32", batch_size: int | None = None) -> None:
+        from sam3.model.sam3_image_processor import Sam3Processor
+
+        predictor = sam3.inst_interactive_predictor
+        super().__init__(predictor.model, info, weights_sha256, device, precision, batch_size,
+                         transforms=predictor._transforms)
+        self.sam3 = sam3.to(device).eval()
+        # The processor's image transform (uint8 resize, then 0.5 mean/std); it holds no weights.
+        self.image_transform = Sam3Processor(sam3, device=str(device)).transform
+        # predict_inst reshapes with the predictor's sizes (288, 144, 72 for 1008 / 14).
+        self.feature_sizes = list(predictor._bb_feat_sizes)
+
+    @torch.no_grad()
+    def encode(self, image: np.ndarray) -> ImageEmbedding:
+        from torchvision.transforms import v2
+
+        # Sam3Processor.set_image (to_image of a PIL image is the same CHW uint8 tensor).
+        x = self.image_transform(v2.functional.to_image(image).to(self.device)).unsqueeze(0)
+        heads = self.model.sam_mask_decoder
+        with autocast(self.device, self.precision):
+            out = self.sam3.backbone.forward_image(x)["sam2_backbone_out"]
+            out["backbone_fpn"][0] = heads.conv_s0(out["backbone_fpn"][0])
+            out["backbone_fpn"][1] = heads.conv_s1(out["backbone_fpn"][1])
+        # predict_inst always adds no_mem_embed.
+        return self._embedding(out, image, add_no_mem_embed=True)
+
+
+@MODELS.register("sam3", help="SAM 3 interactive path (predict_inst) from sam3.pt or a checkpoint in its layout "
+                              "(package sam3); size read from the weights")
+def build_sam3_model(checkpoint: str | None = None, device: torch.device = torch.device("cpu"),
+                     precision: str = "fp32", batch_size: int | None = None, **model_args: object) -> Sam3Segmenter:
+    convert_model_args("sam3", model_args, {})
+    if not checkpoint:
+        raise ConfigError("model 'sam3' needs --checkpoint PATH (sam3.pt)")
+    import_backend("sam3")
+    model, details = load_sam3(checkpoint, device)
+    sha = file_sha256(Path(checkpoint))
+    info = ModelInfo("sam3", untrained=False, details=model_details(
+        "sam3", details["architecture"]["name"], model, str(checkpoint), sha, **details))
+    return Sam3Segmenter(model, info, sha, device, precision, batch_size)

@@ -1,0 +1,85 @@
+"""Small random models of each family, built with the family's own classes, and the
+transformers reference path (shared by the fidelity tests and benchmarks/families.py)."""
+from __future__ import annotations
+
+from functools import partial
+
+import numpy as np
+import torch
+
+
+def tiny_hq_sam() -> torch.nn.Module:
+    """A random HQ-SAM built from the package's own classes with a tiny ViT (2 blocks, width 64)."""
+    from segment_anything_hq import modeling as m
+
+    torch.manual_seed(3)
+    encoder = m.ImageEncoderViT(depth=2, embed_dim=64, img_size=1024, mlp_ratio=4,
+                                norm_layer=partial(torch.nn.LayerNorm, eps=1e-6), num_heads=2, patch_size=16,
+                                qkv_bias=True, use_rel_pos=True, global_attn_indexes=[1], window_size=14,
+                                out_chans=256)
+    decoder = m.MaskDecoderHQ(num_multimask_outputs=3,
+                              transformer=m.TwoWayTransformer(depth=2, embedding_dim=256, mlp_dim=2048, num_heads=8),
+                              transformer_dim=256, iou_head_depth=3, iou_head_hidden_dim=256, vit_dim=64)
+    prompt = m.PromptEncoder(embed_dim=256, image_embedding_size=(64, 64), input_image_size=(1024, 1024),
+                             mask_in_chans=16)
+    return m.Sam(image_encoder=encoder, prompt_encoder=prompt, mask_decoder=decoder).eval()
+
+
+def tiny_hf(class_name: str):
+    """A small random model of `class_name` from transformers' own configs, with its processor."""
+    import transformers as T
+
+    torch.manual_seed(5)
+    if class_name == "SamModel":
+        vision = T.SamVisionConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                                   global_attn_indexes=[1], mlp_dim=256)
+        return T.SamModel(T.SamConfig(vision_config=vision)), T.SamProcessor(T.SamImageProcessor())
+    if class_name == "SamHQModel":
+        vision = T.SamHQVisionConfig(hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+                                     global_attn_indexes=[1], mlp_dim=256)
+        config = T.SamHQConfig(vision_config=vision, mask_decoder_config=T.SamHQMaskDecoderConfig(vit_dim=64))
+        return T.SamHQModel(config), T.SamHQProcessor(T.SamImageProcessor())
+    if class_name == "Sam2Model":
+        hiera = T.Sam2HieraDetConfig(hidden_size=32, blocks_per_stage=[1, 1, 2, 1],
+                                     embed_dim_per_stage=[32, 64, 128, 256],
+                                     num_attention_heads_per_stage=[1, 1, 2, 4], global_attention_blocks=[3])
+        vision = T.Sam2VisionConfig(backbone_config=hiera, backbone_channel_list=[256, 128, 64, 32])
+        return T.Sam2Model(T.Sam2Config(vision_config=vision)), T.Sam2Processor(T.Sam2ImageProcessor())
+    vit = T.Sam3ViTConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+                          global_attn_indexes=[1])
+    config = T.Sam3TrackerConfig(vision_config=T.Sam3VisionConfig(backbone_config=vit))
+    return T.Sam3TrackerModel(config), T.Sam3TrackerProcessor(T.Sam3ImageProcessor())
+
+
+class Reference:
+    """The documented transformers path for one prompt: processor -> model(image_embeddings=...)."""
+
+    def __init__(self, model, processor, class_name: str, image: np.ndarray) -> None:
+        self.model, self.processor, self.class_name, self.image = model.eval(), processor, class_name, image
+        self.inputs = processor(images=image, return_tensors="pt")
+        with torch.no_grad():
+            embeddings = model.get_image_embeddings(self.inputs["pixel_values"])
+        self.image_kwargs = ({"image_embeddings": embeddings[0], "intermediate_embeddings": embeddings[1]}
+                             if class_name == "SamHQModel" else {"image_embeddings": embeddings})
+
+    def __call__(self, prompts, i: int, multimask: bool):
+        out = self.run(
+            input_points=None if prompts.points is None else [[prompts.points[i].tolist()]],
+            input_labels=None if prompts.labels is None else [[prompts.labels[i].tolist()]],
+            input_boxes=None if prompts.boxes is None else [[prompts.boxes[i].tolist()]],
+            input_masks=None if prompts.mask_logits is None else prompts.mask_logits[i][None],
+            multimask=multimask)
+        return out.pred_masks[0, 0].numpy(), out.iou_scores[0, 0].numpy()
+
+    def run(self, input_masks=None, multimask=True, **prompt_lists):
+        encoded = self.processor(images=self.image, return_tensors="pt", **prompt_lists)
+        prompt_inputs = {k: encoded[k] for k in ("input_points", "input_labels", "input_boxes") if k in encoded}
+        with torch.no_grad():
+            return self.model(**self.image_kwargs, **prompt_inputs, input_masks=input_masks,
+                              multimask_output=multimask)
+
+    def full_masks(self, out, binarize: bool):
+        sizes = [self.inputs["original_sizes"]]
+        if "reshaped_input_sizes" in self.inputs:
+            sizes.append(self.inputs["reshaped_input_sizes"])
+        return self.processor.post_process_masks(out.pred_masks, *sizes, binarize=binarize)[0][0]
