@@ -57,6 +57,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device")
     run.add_argument("--precision", choices=["fp32", "bf16", "fp16"])
     run.add_argument("--batch-size", dest="batch_size", type=int, help="prompts per decoder call")
+    run.add_argument("--compile", action="store_true", default=None,
+                     help="torch.compile the encoder and decoder once per process")
+    run.add_argument("--encode-batch", dest="encode_batch", type=int,
+                     help="images per encoder call (GPUs; same results as 1)")
+    run.add_argument("--workers", type=int, help="image-loading worker processes (default 1; 0: none)")
     run.add_argument("--seed", type=int)
     run.add_argument("--label", help="column name for this run in reports")
     run.add_argument("--fresh", action="store_true", default=None,
@@ -129,7 +134,8 @@ def dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: l
         args.data_root = args.data_root[-1] if args.data_root else None
         overrides = {k: getattr(args, k) for k in (
             "task", "model", "dataset", "checkpoint", "data_root", "split", "out", "limit", "cache_dir",
-            "device", "precision", "batch_size", "seed", "label", "fresh")}
+            "device", "precision", "batch_size", "compile", "encode_batch", "workers", "seed", "label",
+            "fresh")}
         overrides["options"] = parse_task_options(extra)
         overrides["model_args"] = parse_model_args(args.model_args)
         cfg = load_run_config(args.config, overrides)

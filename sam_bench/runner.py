@@ -23,6 +23,7 @@ from tqdm import tqdm
 from .config import RunConfig, build_options
 from .core.cache import EmbeddingCache
 from .core.device import resolve_device
+from .data.prefetch import prefetch
 from .data.registry import open_dataset
 from .errors import DataError
 from .io import atomic_write, write_json
@@ -65,6 +66,8 @@ def build_model(cfg: RunConfig, device: torch.device, cache: EmbeddingCache | No
     embedding cache when one is configured and the model can be cached."""
     model = MODELS.get(cfg.model)(checkpoint=cfg.checkpoint, device=device, precision=cfg.precision,
                                   batch_size=cfg.batch_size, **cfg.model_args)
+    if cfg.compile:
+        model.enable_compile()
     if cache is not None and isinstance(model, PromptableSegmenter) and model.cache_fingerprint is not None:
         return CachedSegmenter(model, cache)
     return model
@@ -111,10 +114,10 @@ def run(cfg: RunConfig) -> dict[str, float]:
         log.info("%s/%s: %s; %d images, %d already done", cfg.task, cfg.dataset, action, len(ids), len(done))
     appender = store.open_for_append()
     try:
-        bar = tqdm(mine, desc=f"{cfg.task}/{cfg.dataset} [{model.info.label}]", unit="img",
+        samples = prefetch(dataset, mine, model, cfg.workers, cfg.encode_batch)
+        bar = tqdm(samples, total=len(mine), desc=f"{cfg.task}/{cfg.dataset} [{model.info.label}]", unit="img",
                    disable=world.rank != 0 or None, dynamic_ncols=True)
-        for index in bar:
-            sample = dataset.get(index)
+        for sample in bar:
             with ctx.timed("evaluate"):
                 result = task.evaluate_image(ctx, sample)
             appender.append(result)

@@ -19,6 +19,10 @@ from ..errors import ConfigError
 class Model(ABC):
     info: ModelInfo
 
+    def enable_compile(self) -> None:
+        """torch.compile the model's networks (--compile); models without one refuse."""
+        raise ConfigError(f"model '{self.info.name}' has no compiled path (--compile)")
+
 
 class PromptableSegmenter(Model):
     """Encode an image once, then decode any number of prompt batches against it."""

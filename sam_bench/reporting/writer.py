@@ -64,12 +64,12 @@ def build_report(run_dirs: Sequence[str | Path], report_dir: str | Path) -> str:
     report_dir = Path(report_dir)
     entries = collect_entries(run_dirs, report_dir)
     lines = ["# sam-bench report", ""]
-    lines += ["| run | model | checkpoint sha256 | device | finished |", "|---|---|---|---|---|"]
+    lines += ["| run | model | checkpoint sha256 | device, precision | finished |", "|---|---|---|---|---|"]
     for run_dir in run_dirs:
         for key, rec in sorted(read_run_json(run_dir).get("tasks", {}).items()):
             sha = rec["model"].get("checkpoint_sha256") or rec["model"].get("weights_sha256") or "-"
             lines.append(f"| {run_dir.name}: {key} | {rec['model']['label']} | {sha[:12]} | "
-                         f"{rec['device']} | {rec['finished']} |")
+                         f"{_compute(rec)} | {rec['finished']} |")
     if any(rec["model"].get("untrained") for d in run_dirs
            for rec in read_run_json(d).get("tasks", {}).values()):
         lines += ["", "Runs marked *untrained* use random weights: their numbers test the pipeline, "
@@ -81,6 +81,13 @@ def build_report(run_dirs: Sequence[str | Path], report_dir: str | Path) -> str:
                 lines += ["", summary.rstrip()]
         lines += ["", TASKS.get(task).report_section(entries[task]).rstrip()]
     return "\n".join(lines) + "\n"
+
+
+def _compute(record: dict) -> str:
+    """Where and how the model ran: device, precision (autocast dtype), compiled or not."""
+    config = record.get("config", {})
+    compiled = ", compiled" if record["model"].get("compiled") else ""
+    return f"{record['device']}, {config.get('precision', 'fp32')}{compiled}"
 
 
 def write_report(run_dirs: Sequence[str | Path], path: str | Path, fmt: str = "md") -> Path:
