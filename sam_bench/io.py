@@ -33,7 +33,7 @@ def current_umask() -> int:
 
 def write_json(path: str | Path, obj: Any) -> None:
     """Strict JSON: NaN and infinities (undefined metrics) are written as null."""
-    atomic_write(path, lambda f: json.dump(finite(obj), f, indent=2, sort_keys=False, default=_jsonable,
+    atomic_write(path, lambda f: json.dump(finite(obj), f, indent=2, sort_keys=False, default=jsonable,
                                            allow_nan=False))
 
 
@@ -54,7 +54,8 @@ def write_text(path: str | Path, text: str) -> None:
     atomic_write(path, lambda f: f.write(text))
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
+    """The one json `default`: numpy scalars and arrays, paths (run.json, metrics, progress records)."""
     import numpy as np
 
     if isinstance(obj, np.generic):

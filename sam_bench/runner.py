@@ -23,6 +23,7 @@ from tqdm import tqdm
 from .config import RunConfig, build_options
 from .core.cache import EmbeddingCache
 from .core.device import resolve_device
+from .data.prefetch import prefetch
 from .data.registry import open_dataset
 from .errors import DataError, SamBenchError
 from .io import atomic_write, write_json
@@ -33,7 +34,7 @@ from .engine.lock import TaskLock
 from .engine.preflight import ensure_writable
 from .engine.progress import ProgressStore
 from .engine.staging import RECORD_FILE, Staging, publish_record
-from .models.base import EdgeDetector, Model, PromptableSegmenter
+from .models.base import EdgeDetector, Model, PromptableSegmenter, require
 from .models.cached import CachedSegmenter
 from .models.checked import FiniteOutputs
 from .registry import MODELS, TASKS
@@ -75,6 +76,8 @@ def build_model(cfg: RunConfig, device: torch.device, cache: EmbeddingCache | No
     embedding cache when one is configured and the model can be cached."""
     model = MODELS.get(cfg.model)(checkpoint=cfg.checkpoint, device=device, precision=cfg.precision,
                                   batch_size=cfg.batch_size, **cfg.model_args)
+    if cfg.compile:
+        model.enable_compile()
     if isinstance(model, PromptableSegmenter) and not isinstance(model, EdgeDetector):
         model = FiniteOutputs(model)  # NaN weights must fail, not score 0 (edge detectors: weight-free, keep their type)
     if cache is not None and isinstance(model, PromptableSegmenter) and model.cache_fingerprint is not None:
@@ -86,7 +89,8 @@ def build_model(cfg: RunConfig, device: torch.device, cache: EmbeddingCache | No
 # batch_size stays in: prompts are decoded independently, but the matrix kernels round differently
 # for another batch shape (predicted IoUs move in the 7th digit, measured), which can flip a
 # near-tie between masks; a resumed run must not mix the two.
-NOT_IN_IDENTITY = frozenset({"out", "label", "fresh", "cache_dir", "device", "checkpoint",
+# workers only read images ahead in other processes.
+NOT_IN_IDENTITY = frozenset({"out", "label", "fresh", "cache_dir", "device", "checkpoint", "workers", "name",
                              "data_root", "split", "limit", "options", "model_args"})
 
 
@@ -110,7 +114,7 @@ def run(cfg: RunConfig) -> dict[str, float]:
     load_plugins()
     world = Distributed()
     try:
-        task_dir = Path(cfg.out) / cfg.task / cfg.dataset
+        task_dir = Path(cfg.out) / cfg.result_name / cfg.dataset
         problem, lock = None, TaskLock(task_dir)
         if world.rank == 0:
             try:
@@ -123,7 +127,7 @@ def run(cfg: RunConfig) -> dict[str, float]:
             raise problem
         try:
             if world.rank == 0:  # a run killed between its swap and run.json: the folder on disk wins
-                publish_record(Path(cfg.out), f"{cfg.task}/{cfg.dataset}", task_dir, only_if_stale=True)
+                publish_record(Path(cfg.out), f"{cfg.result_name}/{cfg.dataset}", task_dir, only_if_stale=True)
             return _run(cfg, world)
         finally:
             lock.release()
@@ -138,9 +142,10 @@ def _run(cfg: RunConfig, world: Distributed) -> dict[str, float]:
     task = task_cls(build_options(task_cls.Options, cfg.options, cfg.task))
     cache = EmbeddingCache(cfg.cache_dir) if cfg.cache_dir else None
     model = build_model(cfg, device, cache)
+    require(model, task_cls.requires, cfg.task)
     dataset = open_dataset(cfg.dataset, cfg.data_root, cfg.split, cfg.limit, cfg.seed)
     out_dir = Path(cfg.out)
-    task_dir = out_dir / cfg.task / cfg.dataset
+    task_dir = out_dir / cfg.result_name / cfg.dataset
     model_record = {"name": model.info.name, "label": model.info.label, "untrained": model.info.untrained,
                     "model_args": dict(cfg.model_args), **model.info.details}
     staging = Staging(task_dir)
@@ -164,11 +169,11 @@ def _run(cfg: RunConfig, world: Distributed) -> dict[str, float]:
         log.info("%s/%s: %s; %d images, %d already done", cfg.task, cfg.dataset, action, len(ids), len(done))
     appender = store.open_for_append()
     try:
-        bar = tqdm(mine, desc=f"{cfg.task}/{cfg.dataset} [{model.info.label}]", unit="img",
+        samples = prefetch(dataset, mine, model, cfg.workers, cfg.encode_batch)
+        bar = tqdm(samples, total=len(mine), desc=f"{cfg.task}/{cfg.dataset} [{model.info.label}]", unit="img",
                    disable=world.rank != 0 or None, dynamic_ncols=True)
         eta = EtaLog(f"{cfg.task}/{cfg.dataset}", len(mine), enabled=world.rank == 0)
-        for index in bar:
-            sample = dataset.get(index)
+        for sample in bar:
             with ctx.timed("evaluate"):
                 result = task.evaluate_image(ctx, sample)
             appender.append(result)
@@ -201,7 +206,7 @@ def _run(cfg: RunConfig, world: Distributed) -> dict[str, float]:
         write_json(staging.work / RECORD_FILE, record)
         with locked(out_dir):
             staging.commit()
-        publish_record(out_dir, f"{cfg.task}/{cfg.dataset}", task_dir)
+        publish_record(out_dir, f"{cfg.result_name}/{cfg.dataset}", task_dir)
     return world.broadcast(metrics)
 
 
