@@ -20,7 +20,7 @@ import torch
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
-from ..errors import ConfigError
+from ..errors import ConfigError, SamBenchError
 from ..models.base import Model
 from .types import Dataset, ImageSample
 
@@ -46,8 +46,11 @@ class _Loading(TorchDataset):
         return len(self.indices)
 
     def __getitem__(self, i: int) -> tuple[ImageSample, Any]:
-        sample = self.dataset.get(self.indices[i])
-        image = sample.load_image()
+        try:
+            sample = self.dataset.get(self.indices[i])
+            image = sample.load_image()
+        except SamBenchError as exc:  # handed back, raised in the run: DataLoader would wrap it in a trace
+            return exc, None  # type: ignore[return-value]
         prepared = None if self.prepare_image is None else self.prepare_image(image)
         return dataclasses.replace(sample, load_image=Loaded(image)), prepared
 
@@ -66,6 +69,8 @@ def prefetch(dataset: Dataset, indices: Sequence[int], model: Model, workers: in
     segmenter = model if getattr(model, "prepare_image", None) is not None else None
     group: list[tuple[ImageSample, Any]] = []
     for item in items:
+        if isinstance(item[0], SamBenchError):
+            raise item[0]
         group.append(item)
         if len(group) >= max(1, encode_batch):
             yield from _hand_out(segmenter, group, encode_batch)

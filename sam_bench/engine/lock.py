@@ -13,6 +13,20 @@ from pathlib import Path
 from ..errors import SamBenchError
 
 
+_held: set[int] = set()  # lock fds of this process
+
+
+def _close_in_child() -> None:
+    # A forked child (DataLoader or scoring worker) shares the flock; closing its copy keeps the
+    # lock owned by the run alone, so it is free as soon as the run ends, whatever its children do.
+    for fd in _held:
+        os.close(fd)
+    _held.clear()
+
+
+os.register_at_fork(after_in_child=_close_in_child)
+
+
 class BusyError(SamBenchError):
     """Another live process holds the task folder."""
 
@@ -39,10 +53,12 @@ class TaskLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
+        _held.add(fd)
         return self
 
     def release(self) -> None:
         if self._fd is not None:
+            _held.discard(self._fd)
             os.close(self._fd)  # closing drops the flock
             self._fd = None
 
