@@ -1,6 +1,8 @@
 """Automatic mask generation speed: sam_bench.amg.AutomaticMaskGenerator vs segment_anything's
 SamAutomaticMaskGenerator, same model, image and settings, full generate() on both sides (the
 encoder included), outputs checked equal (same count, masks IoU >= 0.99, scores within 1e-4).
+Ours decodes through the segmenter's default fast decoder path (sam_bench/models/sam_fast_decoder.py);
+the official generator calls MaskDecoder.forward.
 
     python benchmarks/amg.py [--images N] [--models tiny,vit_b] [--settings default,edges] [--threads N]
 
@@ -40,14 +42,31 @@ def load_images(n: int) -> list[tuple[str, np.ndarray]]:
 
 
 class StageClock:
-    """Wall time in the image encoder and the mask decoder modules (forward hooks), so both
-    generators' time splits into encoder / decoder / the rest the same way."""
+    """Wall time in the image encoder and the mask decoder, so both generators' time splits into
+    encoder / decoder / the rest the same way: forward hooks on the official modules, and for
+    sam-bench's generator the segmenter's decode (its fast decoder path calls the decoder's
+    submodules, not MaskDecoder.forward)."""
 
-    def __init__(self, segmenter: SamSegmenter) -> None:
+    def __init__(self, segmenter: SamSegmenter, official: bool) -> None:
         self.seconds = {"encoder": 0.0, "decoder": 0.0}
         self._start = 0.0
         self._handles = []
-        for name, module in (("encoder", segmenter.model.image_encoder), ("decoder", segmenter.model.mask_decoder)):
+        self._segmenter = segmenter
+        modules = [("encoder", segmenter.model.image_encoder)]
+        if official:
+            modules.append(("decoder", segmenter.model.mask_decoder))
+        else:
+            decode = segmenter.decode
+
+            def timed_decode(*args, **kwargs):
+                start = time.perf_counter()
+                try:
+                    return decode(*args, **kwargs)
+                finally:
+                    self.seconds["decoder"] += time.perf_counter() - start
+
+            segmenter.decode = timed_decode
+        for name, module in modules:
             self._handles.append(module.register_forward_pre_hook(self._begin))
             self._handles.append(module.register_forward_hook(lambda *_, n=name: self._end(n)))
 
@@ -60,10 +79,11 @@ class StageClock:
     def close(self) -> None:
         for handle in self._handles:
             handle.remove()
+        self._segmenter.__dict__.pop("decode", None)
 
 
 def timed_generate(segmenter: SamSegmenter, image: np.ndarray, settings: dict, official: bool):
-    clock = StageClock(segmenter)
+    clock = StageClock(segmenter, official)
     cpu_start = time.process_time()  # CPU seconds of all threads: steadier than wall time on a shared machine
     try:
         if official:

@@ -1,18 +1,21 @@
 """Point task throughput: sam-bench's batched click loop vs the naive loop, on the same model,
 images and clicks.
 
-    python benchmarks/point.py [--images N] [--clicks N] [--threads N] [--skip-vit-b]
+    python benchmarks/point.py [--images N] [--clicks N] [--threads N] [--skip-vit-b] [--compile] [--no-bf16]
 
 Naive loop: SamPredictor.set_image once per image, then SamPredictor.predict once per object per
-click (full-resolution masks), IoU and RITM clicks on full-resolution numpy arrays. Ours: the
+click (full-resolution masks), IoU and RITM clicks on full-resolution numpy arrays, fp32. Ours: the
 `point` task's session (`interactive_session`, what `evaluate_image` runs after its one encoder
-pass: one batched decode per click round for all objects, batched upsampling and IoU on torch,
-distance transforms on error bounding boxes).
-The IoU of every object after every click must agree to 1e-4. Images: real GrabCut images
-(../shared/data/grabcut, one object each) when present, else synthetic ones (four nested
-objects each). Models: `tiny` and a ViT-B-sized random SAM (same decoder, larger encoder).
-The last line is the prompt-stage ratio (everything after the image embedding, which both loops
-compute once per image with the same official encoder) for the ViT-B-sized model.
+pass: one batched decode per click round for all objects through the fast decoder path, batched
+upsampling and IoU on torch, distance transforms on error bounding boxes), in fp32 (the IoU of
+every object after every click must agree with the naive loop to 1e-4) and in bf16 autocast
+(its mIoU@1..N difference to fp32 is printed), with --compile compiled (compiling happens in an
+untimed warm-up on the first image). Images: real GrabCut images (../shared/data/grabcut, one
+object each) when present, else synthetic ones (four nested objects each). Models: `tiny` and a
+ViT-B-sized random SAM (same decoder, larger encoder). The prompt stage is everything after the
+image embedding, which both loops compute once per image with the same official encoder. The
+last line is the fp32 prompt-stage ratio of the last model (ViT-B unless --skip-vit-b); the line
+before it the bf16 one.
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ from sam_bench.core.types import ModelInfo
 from sam_bench.data.registry import open_dataset
 from sam_bench.data.synthetic import make_image
 from sam_bench.data.types import ImageSample, ObjectAnnotation
+from sam_bench.metrics.point import iou_matrix, miou_curve
 from sam_bench.models.sam import SamSegmenter, build_tiny_model
 from sam_bench.tasks.point.task import interactive_session
 
@@ -121,57 +125,87 @@ class NetworkTimer:
         self.seconds += time.perf_counter() - self._start
 
 
-def bench(name: str, segmenter: SamSegmenter, samples: list[ImageSample], max_clicks: int) -> float:
-    predictor = SamPredictor(segmenter.model)
-    network = NetworkTimer(segmenter.model)
-    net = {"naive": 0.0, "ours": 0.0}
-    wall = {"naive_enc": 0.0, "naive": 0.0, "ours_enc": 0.0, "ours": 0.0}
-    cpu = {"naive": 0.0, "ours": 0.0}
-    worst, n_obj = 0.0, 0
+class DecodeTimer:
+    """Wall time inside a segmenter's decode (prompt encoder + mask decoder + its batching)."""
+
+    def __init__(self, segmenter: SamSegmenter) -> None:
+        self.seconds = 0.0
+        decode = segmenter.decode
+
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return decode(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - start
+
+        segmenter.decode = timed
+
+
+def run_ours(segmenter: SamSegmenter, sample: ImageSample, max_clicks: int) -> tuple[list[list[float]], float, float]:
+    """IoUs per object (last: the oracle), encoder seconds, prompt-stage seconds."""
+    image = sample.load_image()
+    start = time.perf_counter()
+    embedding = segmenter.encode(image)  # what the task's ctx.embed does without a cache
+    encode = time.perf_counter() - start
+    start = time.perf_counter()
+    traces = interactive_session(segmenter, embedding, [o.mask for o in sample.objects], sample.ignore,
+                                 max_clicks=max_clicks)
+    return [t.ious + [t.iou_oracle] for t in traces], encode, time.perf_counter() - start
+
+
+def bench(name: str, ours: dict[str, SamSegmenter], samples: list[ImageSample], max_clicks: int) -> dict[str, float]:
+    """Naive loop vs each of `ours` (label -> segmenter) on the same samples; returns the
+    prompt-stage ratio per label. The first label must be exact (IoUs within 1e-4 of naive)."""
+    first = next(iter(ours.values()))
+    predictor = SamPredictor(first.model)
+    network = NetworkTimer(first.model)
+    decoders = {label: DecodeTimer(seg) for label, seg in ours.items()}
+    for seg in ours.values():  # warm-up (compiles every graph when compiled); not timed
+        run_ours(seg, samples[0], max_clicks)
+    for timer in decoders.values():
+        timer.seconds = 0.0
+    wall = {"naive": 0.0, "naive_enc": 0.0, **{k: 0.0 for k in ours}, **{k + "_enc": 0.0 for k in ours}}
+    net_naive = 0.0
+    ious: dict[str, list[list[float]]] = {k: [] for k in ["naive", *ours]}
     for sample in samples:
         image = sample.load_image()
         start = time.perf_counter()
         predictor.set_image(image)
         wall["naive_enc"] += time.perf_counter() - start
-        start, start_cpu, start_net = time.perf_counter(), time.process_time(), network.seconds
-        naive = naive_session(predictor, sample, max_clicks)
+        start, start_net = time.perf_counter(), network.seconds
+        ious["naive"] += naive_session(predictor, sample, max_clicks)
         wall["naive"] += time.perf_counter() - start
-        cpu["naive"] += time.process_time() - start_cpu
-        net["naive"] += network.seconds - start_net
-
-        start = time.perf_counter()
-        embedding = segmenter.encode(image)  # what the task's ctx.embed does without a cache
-        wall["ours_enc"] += time.perf_counter() - start
-        start, start_cpu, start_net = time.perf_counter(), time.process_time(), network.seconds
-        traces = interactive_session(segmenter, embedding, [o.mask for o in sample.objects], sample.ignore,
-                                     max_clicks=max_clicks)
-        wall["ours"] += time.perf_counter() - start
-        cpu["ours"] += time.process_time() - start_cpu
-        net["ours"] += network.seconds - start_net
-        for ref, trace in zip(naive, traces):
-            ours = trace.ious + [trace.iou_oracle]
-            if len(ref) != len(ours):
-                raise SystemExit(f"{name} {sample.image_id}: {len(ours)} IoUs vs naive {len(ref)}")
-            worst = max(worst, float(np.abs(np.array(ref) - np.array(ours)).max()))
-            n_obj += 1
-    clicks, n = n_obj * max_clicks, len(samples)
-    print(f"[{name}] {n} images, {n_obj} objects, {max_clicks} clicks each; max |IoU diff| {worst:.1e}")
-    print(f"[{name}] encoder per image: naive {wall['naive_enc'] / n * 1e3:.0f} ms, "
-          f"ours {wall['ours_enc'] / n * 1e3:.0f} ms")
-    print(f"[{name}] prompt stage per click: naive {wall['naive'] / clicks * 1e3:.1f} ms, "
-          f"ours {wall['ours'] / clicks * 1e3:.1f} ms (ratio {wall['naive'] / wall['ours']:.2f}x; "
-          f"CPU time ratio {cpu['naive'] / cpu['ours']:.2f}x)")
-    rest = {k: wall[k] - net[k] for k in net}
-    print(f"[{name}]   of which prompt encoder + mask decoder (same modules, same work): naive "
-          f"{net['naive'] / clicks * 1e3:.1f} ms, ours {net['ours'] / clicks * 1e3:.1f} ms; everything else "
-          f"(upsampling, IoU, clicks): naive {rest['naive'] / clicks * 1e3:.1f} ms, "
-          f"ours {rest['ours'] / clicks * 1e3:.1f} ms (ratio {rest['naive'] / rest['ours']:.2f}x)")
-    naive_total, ours_total = wall["naive_enc"] + wall["naive"], wall["ours_enc"] + wall["ours"]
-    print(f"[{name}] end to end: naive {naive_total / n:.2f} s/image, ours {ours_total / n:.2f} s/image "
-          f"(ratio {naive_total / ours_total:.2f}x)")
+        net_naive += network.seconds - start_net
+        for label, seg in ours.items():
+            result, encode, prompts = run_ours(seg, sample, max_clicks)
+            ious[label] += result
+            wall[label + "_enc"] += encode
+            wall[label] += prompts
+    exact = next(iter(ours))
+    worst = 0.0
+    for ref, got in zip(ious["naive"], ious[exact]):
+        if len(ref) != len(got):
+            raise SystemExit(f"{name}: {len(got)} IoUs vs naive {len(ref)}")
+        worst = max(worst, float(np.abs(np.array(ref) - np.array(got)).max()))
+    n_obj, n = len(ious["naive"]), len(samples)
+    clicks = n_obj * max_clicks
+    print(f"[{name}] {n} images, {n_obj} objects, {max_clicks} clicks each; {exact} vs naive: max |IoU diff| {worst:.1e}")
+    print(f"[{name}] naive: encoder {wall['naive_enc'] / n * 1e3:.0f} ms/image; prompt stage "
+          f"{wall['naive'] / clicks * 1e3:.1f} ms/click, of which prompt encoder + mask decoder "
+          f"{net_naive / clicks * 1e3:.1f} ms")
+    ratios = {}
+    reference_miou = 100 * miou_curve(iou_matrix([o[:-1] for o in ious[exact]], max_clicks))
+    for label in ours:
+        ratios[label] = wall["naive"] / wall[label]
+        miou = 100 * miou_curve(iou_matrix([o[:-1] for o in ious[label]], max_clicks))
+        print(f"[{name}] {label}: encoder {wall[label + '_enc'] / n * 1e3:.0f} ms/image; prompt stage "
+              f"{wall[label] / clicks * 1e3:.1f} ms/click, of which decode {decoders[label].seconds / clicks * 1e3:.1f} ms; "
+              f"vs naive {ratios[label]:.2f}x; mIoU@1..{max_clicks} vs {exact}: max |diff| "
+              f"{np.abs(miou - reference_miou).max():.2f} points (mIoU@{max_clicks} {miou[-1]:.2f})")
     if worst > 1e-4:
         raise SystemExit(f"{name}: IoUs differ from the naive loop by {worst:.2e} > 1e-4")
-    return wall["naive"] / wall["ours"]
+    return ratios
 
 
 def main() -> None:
@@ -181,18 +215,29 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     parser.add_argument("--skip-vit-b", action="store_true", help="tiny model only")
     parser.add_argument("--synthetic", action="store_true", help="synthetic images even if GrabCut is present")
+    parser.add_argument("--compile", action="store_true", help="ours with torch.compile (compiles in a warm-up)")
+    parser.add_argument("--no-bf16", action="store_true", help="skip the bf16 run of ours")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     label, samples = load_samples(args.images, args.synthetic)
     print(f"{label}: {len(samples)} images; torch threads {torch.get_num_threads()}")
-    ratio = bench("tiny", build_tiny_model(), samples, args.clicks)
+    models = {"tiny": build_tiny_model().model}
     if not args.skip_vit_b:
         torch.manual_seed(0)
-        vit_b = SamSegmenter(build_sam(OFFICIAL_ARCHITECTURES["vit_b"]), ModelInfo("vit_b-random", True),
-                             "random", torch.device("cpu"))
-        ratio = bench("vit_b", vit_b, samples, args.clicks)
-    print(f"point vs naive: {ratio:.2f}x")
+        models["vit_b"] = build_sam(OFFICIAL_ARCHITECTURES["vit_b"])
+    ratios = {}
+    for name, sam in models.items():
+        ours = {}
+        for precision in ["fp32"] + ([] if args.no_bf16 else ["bf16"]):
+            seg = SamSegmenter(sam, ModelInfo(f"{name}-random", True), "random", torch.device("cpu"), precision)
+            if args.compile:
+                seg.enable_compile()
+            ours[f"ours {precision}{' compiled' if args.compile else ''}"] = seg
+        ratios = bench(name, ours, samples, args.clicks)
+    for label, ratio in list(ratios.items())[1:]:
+        print(f"{label} vs naive: {ratio:.2f}x")
+    print(f"point vs naive: {next(iter(ratios.values())):.2f}x")
 
 
 if __name__ == "__main__":

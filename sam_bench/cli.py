@@ -37,14 +37,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command")
 
-    run = sub.add_parser("run", help="run one task on one dataset with one model",
+    run = sub.add_parser("run", help="run a suite, or one task on one dataset, with one model",
                          description="Further --name value pairs are task options (see `list tasks`).")
+    run.add_argument("--suite", help="a suite or task definition of tasks/ (see `list suites`)")
+    run.add_argument("--data-dir", dest="data_dir", help="with --suite: dataset NAME is looked up at DIR/NAME")
+    run.add_argument("--tasks", help="with --suite: only these task definitions (a,b,...)")
     run.add_argument("--task")
     run.add_argument("--model")
     run.add_argument("--dataset")
     run.add_argument("--checkpoint")
     run.add_argument("--model-args", dest="model_args", help="key=value,... handed to the model factory")
-    run.add_argument("--data-root", dest="data_root")
+    run.add_argument("--data-root", dest="data_root", action="append",
+                     help="the dataset's folder; with --suite NAME=PATH (repeatable) overrides DIR/NAME")
     run.add_argument("--split")
     run.add_argument("--out")
     run.add_argument("--limit", type=int)
@@ -53,17 +57,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device")
     run.add_argument("--precision", choices=["fp32", "bf16", "fp16"])
     run.add_argument("--batch-size", dest="batch_size", type=int, help="prompts per decoder call")
+    run.add_argument("--compile", action="store_true", default=None,
+                     help="torch.compile the encoder and decoder once per process")
+    run.add_argument("--encode-batch", dest="encode_batch", type=int,
+                     help="images per encoder call (GPUs; same results as 1)")
+    run.add_argument("--workers", type=int, help="image-loading worker processes (default 1; 0: none)")
     run.add_argument("--seed", type=int)
     run.add_argument("--label", help="column name for this run in reports")
     run.add_argument("--fresh", action="store_true", default=None,
                      help="discard an interrupted run's progress instead of resuming")
 
-    rep = sub.add_parser("report", help="rebuild report.md from run directories")
+    rep = sub.add_parser("report", help="rebuild the report from run directories")
     rep.add_argument("dirs", nargs="+")
-    rep.add_argument("--out", help="report path (default DIR/report.md for one run, ./report.md for several)")
+    rep.add_argument("--format", default="md", choices=["md", "html", "latex", "csv"])
+    rep.add_argument("--out", help="report path (default DIR/report.<ext> for one run, ./report.<ext> for several)")
 
-    lst = sub.add_parser("list", help="list registered tasks, datasets or models")
-    lst.add_argument("what", choices=["tasks", "datasets", "models"])
+    lst = sub.add_parser("list", help="list registered tasks, task definitions, suites, datasets or models")
+    lst.add_argument("what", choices=["tasks", "definitions", "suites", "datasets", "models"])
 
     data = sub.add_parser("data", help="dataset utilities")
     data_sub = data.add_subparsers(dest="data_command", required=True)
@@ -113,13 +123,19 @@ def dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: l
         report = run_demo(args.out or "results/demo", device=args.device or "auto")
         print(f"demo finished: report at {report}; per-task results under {report.parent}")
         return 0
+    if args.command == "run" and args.suite:
+        return run_suite_command(args, extra)
     if args.command == "run":
         from .config import load_run_config, parse_model_args
         from .runner import run
 
+        if args.data_dir or args.tasks:
+            raise SamBenchError("--data-dir and --tasks go with --suite")
+        args.data_root = args.data_root[-1] if args.data_root else None
         overrides = {k: getattr(args, k) for k in (
             "task", "model", "dataset", "checkpoint", "data_root", "split", "out", "limit", "cache_dir",
-            "device", "precision", "batch_size", "seed", "label", "fresh")}
+            "device", "precision", "batch_size", "compile", "encode_batch", "workers", "seed", "label",
+            "fresh")}
         overrides["options"] = parse_task_options(extra)
         overrides["model_args"] = parse_model_args(args.model_args)
         cfg = load_run_config(args.config, overrides)
@@ -127,12 +143,12 @@ def dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: l
         width = max((len(k) for k in metrics), default=0)
         for name, value in metrics.items():
             print(f"{name:<{width}}  {value:.4f}" if isinstance(value, float) else f"{name:<{width}}  {value}")
-        print(f"results: {Path(cfg.out) / cfg.task / cfg.dataset}; report: {Path(cfg.out) / 'report.md'}")
+        print(f"results: {Path(cfg.out) / cfg.result_name / cfg.dataset}; report: {Path(cfg.out) / 'report.md'}")
         return 0
     if args.command == "report":
         from .api import report
 
-        print(f"report written to {report(args.dirs, args.out)}")
+        print(f"report written to {report(args.dirs, args.out, args.format)}")
         return 0
     if args.command == "detect":
         from .detect import run_detect
@@ -151,12 +167,55 @@ def dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: l
     return 1
 
 
+def run_suite_command(args: argparse.Namespace, extra: list[str]) -> int:
+    """`run --suite NAME`: the suite's task definitions, skips and failures summed up at the end."""
+    from .config import parse_model_args
+    from .reporting.writer import write_report
+    from .suite_runner import SuiteSettings, run_suite, summary_lines
+
+    if extra:
+        raise SamBenchError(f"with --suite the task options come from tasks/*.yaml; unexpected: {' '.join(extra)}")
+    for flag in ("task", "dataset", "split", "config"):
+        if getattr(args, flag):
+            raise SamBenchError(f"--{flag} does not go with --suite (the suite's task definitions fix it)")
+    if not args.model:
+        raise SamBenchError("--suite needs --model")
+    roots = {}
+    for item in args.data_root or []:
+        name, eq, path = item.partition("=")
+        if not eq or not name:
+            raise SamBenchError(f"--data-root with --suite takes NAME=PATH, got {item!r}")
+        roots[name] = Path(path)
+    out = Path(args.out or f"results/{args.suite}")
+    run_settings = {k: getattr(args, k) for k in ("checkpoint", "cache_dir", "device", "precision", "batch_size",
+                                                  "seed", "label", "fresh") if getattr(args, k) is not None}
+    run_settings["model_args"] = parse_model_args(args.model_args)
+    settings = SuiteSettings(suite=args.suite, out=out, model=args.model,
+                             data_dir=Path(args.data_dir) if args.data_dir else None, data_roots=roots,
+                             tasks=[t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None,
+                             limit=args.limit, run=run_settings)
+    outcomes = run_suite(settings)
+    print("\n".join(summary_lines(args.suite, outcomes)))
+    if (out / "run.json").exists():  # nothing ran ever: no report
+        print(f"report: {write_report([out], out / 'report.md')}")
+    return 1 if any(o.status == "failed" for o in outcomes) else 0
+
+
 def list_entries(what: str) -> int:
     from dataclasses import MISSING, fields
 
     from .registry import MODELS, TASKS
 
-    if what == "datasets":
+    if what in ("definitions", "suites"):
+        from .taskdefs import catalog, expand
+
+        definitions, suites = catalog()
+        if what == "suites":
+            for name, suite in sorted(suites.items()):
+                print(f"{name:<14} {suite.title}  [{len(expand(name))} tasks]")
+        for name, d in sorted(definitions.items()) if what == "definitions" else []:
+            print(f"{name:<32} {d.protocol:<10} {d.dataset:<14} {d.split or '-':<10} {d.options}")
+    elif what == "datasets":
         from .data.registry import dataset_names, load_dataset_config
 
         for name in dataset_names():
@@ -175,3 +234,7 @@ def list_entries(what: str) -> int:
                 default = f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
                 print(f"    --{f.name.replace('_', '-'):<28} default: {default}")
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

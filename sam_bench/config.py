@@ -26,11 +26,20 @@ class RunConfig:
     device: str = "auto"
     precision: str = "fp32"
     batch_size: Optional[int] = None  # prompts per decoder call; default 4 on CPU, 64 on GPU
+    compile: bool = False  # torch.compile the model's encoder and decoder (part of the run identity)
+    encode_batch: int = 1  # images per encoder call (helps on GPUs; results equal one at a time)
+    workers: int = 1  # background processes reading, decoding and resizing the next images (0: none)
     seed: int = 0
     label: Optional[str] = None  # column name in reports; default: the model's label
     fresh: bool = False  # ignore an interrupted run's progress instead of resuming it
     options: dict[str, Any] = field(default_factory=dict)  # task options (see `list tasks`)
     model_args: dict[str, str] = field(default_factory=dict)  # handed to the model factory
+    name: Optional[str] = None  # results folder / run.json key (a task definition's name); default: task
+    definition: dict[str, Any] = field(default_factory=dict)  # task definition identity, in the fingerprint
+
+    @property
+    def result_name(self) -> str:
+        return self.name or self.task
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

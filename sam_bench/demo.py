@@ -1,27 +1,25 @@
-"""`--demo`: every registered task on the synthetic dataset with the weight-free demo models."""
+"""`--demo`: the `demo` suite (tasks/suites/demo.yaml) on generated data with the models it lists."""
 from __future__ import annotations
 
 from pathlib import Path
 
-from .config import RunConfig
 from .data.synthetic import generate
-from .plugins import load_plugins
-from .registry import TASKS
+from .errors import SamBenchError
 from .reporting.writer import write_report
+from .suite_runner import SuiteSettings, run_suite, summary_lines
+from .tasks.text.clip import write_tiny_clip
 
 
 def run_demo(out: str | Path = "results/demo", device: str = "auto", n_images: int = 4) -> Path:
-    from .runner import run
-
-    load_plugins()
+    """Generate the data, run the demo suite (one run directory per model), write OUT/report.md."""
     out = Path(out)
-    roots = generate(out / "demo_data", n_images=n_images)
-    run_dirs: dict[str, Path] = {}
-    for name in TASKS.names():
-        task = TASKS.get(name)
-        for model in task.demo_models:
-            run_dir = run_dirs.setdefault(model, out / model)
-            options = task.demo_options(roots[task.demo_dataset])
-            run(RunConfig(task=name, model=model, dataset=task.demo_dataset, out=str(run_dir),
-                          data_root=str(roots[task.demo_dataset]), device=device, options=options))
-    return write_report(list(run_dirs.values()), out / "report.md")
+    data_dir = out / "demo_data"
+    roots = generate(data_dir, n_images=n_images)
+    write_tiny_clip(data_dir / "tiny_clip")  # the text task's CLIP (demo_text: ${data_dir}/tiny_clip)
+    outcomes = run_suite(SuiteSettings(suite="demo", out=out, data_dir=data_dir, data_roots=roots,
+                                       run={"device": device}))
+    failed = [o for o in outcomes if o.status in ("failed", "skipped")]
+    if failed:
+        raise SamBenchError("; ".join(summary_lines("demo", outcomes)))
+    models = list(dict.fromkeys(o.model for o in outcomes))
+    return write_report([out / m for m in models], out / "report.md")

@@ -24,14 +24,15 @@ def atomic_write(path: str | Path, write: Callable[[Any], None], mode: str = "w"
 
 
 def write_json(path: str | Path, obj: Any) -> None:
-    atomic_write(path, lambda f: json.dump(obj, f, indent=2, sort_keys=False, default=_jsonable))
+    atomic_write(path, lambda f: json.dump(obj, f, indent=2, sort_keys=False, default=jsonable))
 
 
 def write_text(path: str | Path, text: str) -> None:
     atomic_write(path, lambda f: f.write(text))
 
 
-def _jsonable(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
+    """The one json `default`: numpy scalars and arrays, paths (run.json, metrics, progress records)."""
     import numpy as np
 
     if isinstance(obj, np.generic):

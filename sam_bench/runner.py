@@ -23,13 +23,14 @@ from tqdm import tqdm
 from .config import RunConfig, build_options
 from .core.cache import EmbeddingCache
 from .core.device import resolve_device
+from .data.prefetch import prefetch
 from .data.registry import open_dataset
 from .errors import DataError
 from .io import atomic_write, write_json
 from .metadata import locked, now, record_task_run
 from .plugins import load_plugins
 from .engine.progress import ProgressStore
-from .models.base import Model, PromptableSegmenter
+from .models.base import Model, PromptableSegmenter, require
 from .models.cached import CachedSegmenter
 from .registry import MODELS, TASKS
 from .engine.context import ImageResult, RunContext
@@ -65,6 +66,8 @@ def build_model(cfg: RunConfig, device: torch.device, cache: EmbeddingCache | No
     embedding cache when one is configured and the model can be cached."""
     model = MODELS.get(cfg.model)(checkpoint=cfg.checkpoint, device=device, precision=cfg.precision,
                                   batch_size=cfg.batch_size, **cfg.model_args)
+    if cfg.compile:
+        model.enable_compile()
     if cache is not None and isinstance(model, PromptableSegmenter) and model.cache_fingerprint is not None:
         return CachedSegmenter(model, cache)
     return model
@@ -72,7 +75,8 @@ def build_model(cfg: RunConfig, device: torch.device, cache: EmbeddingCache | No
 
 def run_fingerprint(cfg: RunConfig, task_desc: dict, model_info: dict, dataset_meta: dict) -> str:
     """Identity of a run's results: resuming is only allowed when this is unchanged."""
-    ident = {"task": cfg.task, "options": task_desc, "model": model_info, "dataset": dataset_meta,
+    ident = {"task": cfg.task, "definition": cfg.definition, "options": task_desc, "model": model_info,
+             "dataset": dataset_meta,
              "seed": cfg.seed, "precision": cfg.precision}
     return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -87,9 +91,10 @@ def run(cfg: RunConfig) -> dict[str, float]:
     task = task_cls(build_options(task_cls.Options, cfg.options, cfg.task))
     cache = EmbeddingCache(cfg.cache_dir) if cfg.cache_dir else None
     model = build_model(cfg, device, cache)
+    require(model, task_cls.requires, cfg.task)
     dataset = open_dataset(cfg.dataset, cfg.data_root, cfg.split, cfg.limit, cfg.seed)
     out_dir = Path(cfg.out)
-    task_dir = out_dir / cfg.task / cfg.dataset
+    task_dir = out_dir / cfg.result_name / cfg.dataset
     model_record = {"name": model.info.name, "label": model.info.label, "untrained": model.info.untrained,
                     "model_args": dict(cfg.model_args), **model.info.details}
     store = ProgressStore(task_dir, run_fingerprint(cfg, task.describe(), model_record, dataset.metadata),
@@ -109,10 +114,10 @@ def run(cfg: RunConfig) -> dict[str, float]:
         log.info("%s/%s: %s; %d images, %d already done", cfg.task, cfg.dataset, action, len(ids), len(done))
     appender = store.open_for_append()
     try:
-        bar = tqdm(mine, desc=f"{cfg.task}/{cfg.dataset} [{model.info.label}]", unit="img",
+        samples = prefetch(dataset, mine, model, cfg.workers, cfg.encode_batch)
+        bar = tqdm(samples, total=len(mine), desc=f"{cfg.task}/{cfg.dataset} [{model.info.label}]", unit="img",
                    disable=world.rank != 0 or None, dynamic_ncols=True)
-        for index in bar:
-            sample = dataset.get(index)
+        for sample in bar:
             with ctx.timed("evaluate"):
                 result = task.evaluate_image(ctx, sample)
             appender.append(result)
@@ -144,7 +149,7 @@ def run(cfg: RunConfig) -> dict[str, float]:
         from .reporting.writer import write_report
 
         with locked(out_dir):
-            record_task_run(out_dir, f"{cfg.task}/{cfg.dataset}", record)
+            record_task_run(out_dir, f"{cfg.result_name}/{cfg.dataset}", record)
             write_report([out_dir], out_dir / "report.md")
     return world.broadcast(metrics)
 

@@ -41,7 +41,7 @@ def check_reader_args(reader: str, args: dict, where: str) -> None:
 def test_every_config_is_complete_and_names_a_registered_reader(name):
     cfg = load_dataset_config(name)
     assert cfg.reader in READERS, f"{name}: reader '{cfg.reader}' is not registered"
-    assert cfg.title and cfg.homepage and cfg.license and cfg.layout.strip() and cfg.tasks
+    assert cfg.title and cfg.homepage and cfg.license and cfg.layout.strip()
     if name in PAPER_23 or name in CLASSIC or name == "bsds500":
         assert set(cfg.paper) >= {"split", "images", "masks"}, f"{name}: paper needs split, images, masks"
     if cfg.splits:
@@ -58,11 +58,10 @@ def test_the_paper_datasets_all_have_configs_with_its_counts():
         assert (cfg.paper["images"], cfg.paper["masks"]) == (images, masks), name
         # the paper's rule: more than 15k masks -> random images until about 10k masks, seeded
         assert cfg.subsample == {"max_masks": 15000, "target_masks": 10000, "seed": 0}, name
-        assert "point" in cfg.tasks
     for name, n in CLASSIC.items():
         assert load_dataset_config(name).paper["masks"] == n
     bsds = load_dataset_config("bsds500")
-    assert bsds.default_split == "test" and bsds.paper["images"] == 200 and "edges" in bsds.tasks
+    assert bsds.default_split == "test" and bsds.paper["images"] == 200
 
 
 def test_data_check_real_grabcut(grabcut_root):

@@ -73,14 +73,6 @@ def test_batched_decode_matches_predictor(tiny_model, real_images, multimask):
         tiny_model.batch_size = default_batch
 
 
-def test_stability_score_matches_official_definition():
-    from sam_bench.core.masks import stability_score
-
-    logits = torch.tensor([[[-2.0, -0.5, 0.5, 2.0]]])
-    # > +1: {2.0} -> 1 pixel; > -1: {-0.5, 0.5, 2.0} -> 3 pixels.
-    assert stability_score(logits).item() == pytest.approx(1 / 3)
-
-
 def test_tiny_model_is_seeded_and_labelled_untrained():
     from sam_bench.models.sam import build_tiny_model
 

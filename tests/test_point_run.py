@@ -10,6 +10,7 @@ import pytest
 from sam_bench.cli import main
 from sam_bench.reporting.entry import ReportEntry
 from sam_bench.tasks.point.task import PointTask
+from sam_bench.taskdefs import expand
 
 ROOT = Path(__file__).resolve().parents[1]
 METRICS = ["mIoU@1", "mIoU@2", "mIoU@3", "mIoU@5", "mIoU@9", "oracle_mIoU@1", "NoC@85", "NoC@90", "NoF@90"]
@@ -63,7 +64,7 @@ def test_demo_models_on_demo_data(synthetic_roots, tmp_path):
     from sam_bench import api
 
     metrics = api.run("point", "felzenszwalb", "demo", out=tmp_path / "demo", data_root=str(synthetic_roots["demo"]),
-                      options=PointTask.demo_options(synthetic_roots["demo"]))
+                      options=expand("demo_point")[0].definition.options)
     assert metrics["objects"] >= 4 * 3 and metrics["max_clicks"] == 5
     assert 0.0 < metrics["mIoU@1"] <= metrics["oracle_mIoU@1"] <= 1.0
 

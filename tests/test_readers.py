@@ -32,7 +32,7 @@ def test_coco_reader_on_demo_config_matches_synthetic_masks(synthetic_roots):
     # generate() draws the images from one rng in order: replaying it gives image 0's exact masks
     truth = make_image(np.random.default_rng(0))
     sample = ds.get(0)
-    assert sample.extra["coco_image_id"] == 1 and (sample.height, sample.width) == (192, 256)
+    assert sample.coco.id == 1 and (sample.height, sample.width) == (192, 256)
     assert [o.category for o in sample.objects] == ["ellipse", "rectangle", "circle", "triangle"]
     assert [o.category_id for o in sample.objects] == [1, 2, 3, 4]
     assert [o.extra["annotation_id"] for o in sample.objects] == [1, 2, 3, 4]
@@ -117,7 +117,7 @@ def test_lvis_v1_coco_url_and_v05_file_name(tmp_path):
     assert ds.image_ids() == ["139", "9"] and ds.object_counts() == [0, 1]
     first, second = ds.get(0), ds.get(1)
     assert first.path == tmp_path / "coco" / "val2017" / "000000000139.jpg"
-    assert first.extra["neg_category_ids"] == [3] and first.extra["not_exhaustive_category_ids"] == [7]
+    assert first.coco.neg_category_ids == (3,) and first.coco.not_exhaustive_category_ids == (7,)
     assert int(first.load_image()[0, 0, 0]) == 20 and int(second.load_image()[0, 0, 0]) == 10
     np.testing.assert_array_equal(second.objects[0].mask, np.eye(8, dtype=bool))
     assert second.objects[0].extra["frequency"] == "r" and ds.metadata["format"] == "lvis"
@@ -152,18 +152,18 @@ def test_bsds500_real_val_sample(bsds_root):
     s = ds.get(index)
     import scipy.io
 
-    cell = scipy.io.loadmat(str(s.extra["gt_mat"]))["groundTruth"][0]
+    cell = scipy.io.loadmat(str(s.edges.source))["groundTruth"][0]
     segs = [c["Segmentation"][0, 0] for c in cell]
-    assert len(s.extra["edge_gt"]) == len(cell) == 5
+    assert len(s.edges.boundaries) == len(cell) == 5
     assert (s.height, s.width) == segs[0].shape == s.load_image().shape[:2]
     assert len(s.objects) == sum(len(np.unique(g)) for g in segs) == ds.object_counts()[index]
-    np.testing.assert_array_equal(s.extra["edge_gt"][2], cell[2]["Boundaries"][0, 0] == 1)
+    np.testing.assert_array_equal(s.edges.boundaries[2], cell[2]["Boundaries"][0, 0] == 1)
     # every annotator's regions tile the image exactly once
     for k in range(5):
         cover = sum(o.mask.astype(int) for o in s.objects if o.extra["annotator"] == k)
         assert (cover == 1).all()
     first = BSDS500Dataset(bsds_root, "val", annotators="first").get(index)
-    assert len(first.objects) == len(np.unique(segs[0])) and len(first.extra["edge_gt"]) == 5
+    assert len(first.objects) == len(np.unique(segs[0])) and len(first.edges.boundaries) == 5
     assert {o.extra["annotator"] for o in BSDS500Dataset(bsds_root, "val", annotators=3).get(index).objects} == {3}
 
 

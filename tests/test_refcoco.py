@@ -33,7 +33,7 @@ def test_val_split_images_objects_and_expressions(refcoco_root):
     assert ds.object_counts() == [2, 1]  # referred annotations: 11 and 12, then 22
 
     first = ds.get(0)
-    assert (first.height, first.width) == (H, W) and first.extra["coco_image_id"] == 1
+    assert (first.height, first.width) == (H, W) and first.coco.id == 1
     assert first.load_image().shape == (H, W, 3) and first.load_image()[0, 0, 0] == 40
     # Only the referred annotations are objects (13 is in image 1 but referred by no val ref).
     assert [o.object_id for o in first.objects] == ["11", "12"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -16,13 +15,15 @@ from sam_bench.cli import main
 from sam_bench.config import RunConfig
 from sam_bench.core.types import Prompts
 from sam_bench.data.registry import open_dataset
-from sam_bench.data.types import ImageSample, ObjectAnnotation
+from sam_bench.data.types import CocoImage, Dataset, ImageSample, ObjectAnnotation
 from sam_bench.errors import ConfigError
 from sam_bench.metrics.text import intersection_union
 from sam_bench.prompts.clicks import center_click
 from sam_bench.engine.context import RunContext
 from sam_bench.tasks.text.task import TextOptions, TextTask
-from sam_bench.tasks.text.candidates import Candidates, load_detection_boxes
+from sam_bench.data.coco_results import load_detections
+from sam_bench.tasks.text.candidates import Candidates
+from sam_bench.tasks.text.clip import write_tiny_clip
 
 
 class OracleScorer:
@@ -59,8 +60,24 @@ def gt_candidates(order_seed: int = 0, shift: int = 3, with_prompts: bool = Fals
         if with_prompts:
             clicks = [center_click(m) for m in masks]
             prompts = Prompts(points=np.array([[[c.x, c.y]] for c in clicks], float), labels=np.ones((len(masks), 1)))
-        return Candidates(masks, boxes_of(masks), np.ones(len(masks)), prompts, None, "test")
+        return Candidates(masks, boxes_of(masks), np.ones(len(masks)), prompts)
     return source
+
+
+class InMemory(Dataset):
+    """A dataset with no images and no COCO metadata (the Dataset defaults)."""
+
+    def __init__(self, name: str) -> None:
+        self.name, self.metadata = name, {}
+
+    def __len__(self) -> int:
+        return 0
+
+    def image_ids(self) -> list[str]:
+        return []
+
+    def get(self, index: int) -> ImageSample:
+        raise IndexError(index)
 
 
 def context(model, dataset, out: Path, data_root: Path) -> RunContext:
@@ -101,7 +118,7 @@ def test_expressions_gious_and_cious_through_the_pipeline(tiny_model, tmp_path):
 
     def shifted_objects(ctx, sample, image, embed):
         masks = np.stack([np.roll(o.mask, shifts[o.object_id], axis=1) for o in sample.objects])
-        return Candidates(masks, boxes_of(masks), np.ones(len(masks)), None, None, "test")
+        return Candidates(masks, boxes_of(masks), np.ones(len(masks)))
 
     task = TextTask(TextOptions(), scorer=OracleScorer(), candidate_source=shifted_objects)
     results, metrics = run_pipeline(task, context(tiny_model, dataset, tmp_path / "out", root))
@@ -141,14 +158,15 @@ def test_refinement_adds_a_centre_point_to_the_candidates_prompt(tiny_model, syn
 def test_detector_boxes_are_class_aware(tiny_model, synthetic_roots, tmp_path):
     root = synthetic_roots["demo"]
     dataset = open_dataset("demo", str(root), limit=1)
-    dets = load_detection_boxes(root / "detections.json", 0.0)[1]
+    _, cats, scores = load_detections(root / "detections.json", None).for_image(1)
+    cats = cats[np.argsort(-scores, kind="stable")]  # candidates come best score first
     for rank_by in ("clip", "detector"):
         options = TextOptions(candidates="detector", detections="detections.json", rank_by=rank_by)
         task = TextTask(options, scorer=ConstantScorer() if rank_by == "clip" else None)
         results, metrics = run_pipeline(task, context(tiny_model, dataset, tmp_path, root))
         rows = results[0].rows
         # A constant score still picks the one box of the phrase's category: the others are not allowed.
-        assert [dets[r["choice"]][2] for r in rows] == [r["category_id"] for r in rows] == [1, 2, 3, 4]
+        assert [cats[r["choice"]] for r in rows] == [r["category_id"] for r in rows] == [1, 2, 3, 4]
         assert all(r["candidates"] == 4 and r["iou"] == r["oracle_iou"] for r in rows)
 
 
@@ -158,14 +176,14 @@ def test_crowd_regions_kept_as_objects_are_ignored(tiny_model, tmp_path):
     regular[2:10, 2:10], crowd[2:10, 10:20], other[12:18, 2:28] = True, True, True
     sample = ImageSample("7", lambda: np.zeros((20, 30, 3), np.uint8), 20, 30, objects=[
         ObjectAnnotation("1", regular, "person", 1), ObjectAnnotation("2", crowd, "person", 1, extra={"iscrowd": 1}),
-        ObjectAnnotation("3", other, "bench", 15)], extra={"coco_image_id": 7})
+        ObjectAnnotation("3", other, "bench", 15)], coco=CocoImage(7))
 
     def source(ctx, sample, image, embed):  # the person plus the crowd next to it, and the bench
         masks = np.stack([regular | crowd, other])
-        return Candidates(masks, boxes_of(masks), np.ones(2), None, None, "test")
+        return Candidates(masks, boxes_of(masks), np.ones(2))
 
     task = TextTask(TextOptions(ap_categories="none"), scorer=OracleScorer(), candidate_source=source)
-    ctx = context(tiny_model, SimpleNamespace(name="unit"), tmp_path, tmp_path)
+    ctx = context(tiny_model, InMemory("unit"), tmp_path, tmp_path)
     task.setup(ctx)
     rows = task.evaluate_image(ctx, sample).rows
     assert [(r["phrase"], r["choice"], r["iou"]) for r in rows] == [("person", 0, 1.0), ("bench", 1, 1.0)]
@@ -210,7 +228,7 @@ def test_amg_candidates_with_a_gt_aware_scorer_reach_the_best_candidate(tiny_mod
 
 def test_command_line_run_writes_metrics_items_and_report(synthetic_roots, tmp_path):
     root = synthetic_roots["demo"]
-    clip_dir = TextTask.demo_options(tmp_path)["clip_checkpoint"]
+    clip_dir = str(write_tiny_clip(tmp_path / "tiny_clip"))
     out = tmp_path / "out"
     code = main(["run", "--task", "text", "--model", "tiny", "--dataset", "demo", "--data-root", str(root),
                  "--out", str(out), "--limit", "2", "--device", "cpu", "--clip-checkpoint", clip_dir,

@@ -23,11 +23,9 @@ and does not run SAM 1's full-resolution small-region removal; sam2 segmenters n
 """
 from __future__ import annotations
 
-import time
 from collections import defaultdict
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, ContextManager, Iterator, Optional
+from typing import Optional
 
 import numpy as np
 import torch
@@ -40,12 +38,13 @@ from segment_anything.utils.amg import (
 )
 from torchvision.ops.boxes import batched_nms, box_area
 
+from ..core.timing import StageTimers
 from ..core.types import Decoded, ImageEmbedding, Prompts
+from ..data.coco_results import rle_encode
 from ..errors import ConfigError
 from ..models.base import PromptableSegmenter
 from .output import (
     boxes_from_rles,
-    encode_masks,
     rank_order,
     remove_small_regions_and_duplicates,
     segmentation,
@@ -106,10 +105,11 @@ class AutomaticMaskGenerator:
 
     @torch.no_grad()
     def generate(self, image: np.ndarray, embedding: ImageEmbedding | None = None,
-                 rng: np.random.Generator | None = None) -> AmgResult:
+                 rng: np.random.Generator | None = None, timed: StageTimers | None = None) -> AmgResult:
         """image (H, W, 3) uint8 RGB. `embedding`: a precomputed full-image embedding (e.g. from the
         run's embedding cache via ctx.embed) used for the full-image crop layer; crops of deeper
-        layers are encoded here. `rng` for rank_by="random" (default: seed 0)."""
+        layers are encoded here. `rng` for rank_by="random" (default: seed 0). `timed` sums wall
+        seconds per stage: encode (crops), decode, postprocess, nms, output."""
         s = self.settings
         image = np.asarray(image)
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
@@ -117,8 +117,7 @@ class AutomaticMaskGenerator:
         size = (int(image.shape[0]), int(image.shape[1]))
         if embedding is not None and tuple(embedding.original_size) != size:
             raise ValueError(f"AMG: embedding is for a {embedding.original_size} image, the image is {size}")
-        timings: dict[str, float] = defaultdict(float)
-        timed = _timer(timings)
+        timed = timed if timed is not None else StageTimers()
 
         crop_boxes, layer_idxs = generate_crop_boxes(size, s.crop_n_layers, s.crop_overlap_ratio)
         parts, full_embedding = [], embedding
@@ -142,10 +141,10 @@ class AutomaticMaskGenerator:
                 found = found.select(keep)
         with timed("output"):
             records, low_res = self._records(found, size, rng)
-        return AmgResult(records, low_res, full_embedding, dict(timings))
+        return AmgResult(records, low_res, full_embedding)
 
     def _process_crop(self, embedding: ImageEmbedding, crop_box: list[int], layer: int,
-                      size: tuple[int, int], timed) -> _Candidates:
+                      size: tuple[int, int], timed: StageTimers) -> _Candidates:
         s, seg = self.settings, self.segmenter
         crop_h, crop_w = int(crop_box[3] - crop_box[1]), int(crop_box[2] - crop_box[0])
         if tuple(embedding.original_size) != (crop_h, crop_w):
@@ -178,7 +177,7 @@ class AutomaticMaskGenerator:
                     if s.stability_score_thresh > 0.0:
                         keep = stability >= s.stability_score_thresh
                         sub, stability, masks = sub[keep.to(sub.device)], stability[keep], masks[keep]
-                    rles = encode_masks(masks)
+                    rles = rle_encode(masks)
                     boxes = boxes_from_rles(rles)
                     inside = ~is_box_near_crop_edge(boxes, crop_box, full_box)
                     kept = sub[inside.to(sub.device)]
@@ -246,14 +245,3 @@ class AutomaticMaskGenerator:
 def _family(segmenter: PromptableSegmenter) -> str:
     info = getattr(segmenter, "info", None)
     return getattr(info, "details", {}).get("family", "sam")
-
-
-def _timer(timings: dict[str, float]) -> Callable[[str], ContextManager[None]]:
-    @contextmanager
-    def timed(stage: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            timings[stage] += time.perf_counter() - start
-    return timed

@@ -10,15 +10,6 @@ from segment_anything.utils.amg import batched_mask_to_box, remove_small_regions
 from torchvision.ops.boxes import batched_nms
 
 
-def encode_masks(masks: torch.Tensor) -> list[dict]:
-    """(K, h, w) bool -> pycocotools RLEs (column-major, as COCO and the official generator)."""
-    if len(masks) == 0:
-        return []
-    # (K, w, h) C-contiguous is (h, w, K) Fortran-contiguous: what pycocotools wants, without a copy.
-    columns = masks.permute(0, 2, 1).contiguous().cpu().numpy().view(np.uint8)
-    return mask_utils.encode(columns.transpose(2, 1, 0))
-
-
 def boxes_from_rles(rles: list[dict]) -> torch.Tensor:
     """(K, 4) int64 xyxy boxes as segment_anything's batched_mask_to_box gives them (x1/y1 are the
     last mask pixel, [0, 0, 0, 0] for an empty mask), from pycocotools' C bbox of the RLEs."""

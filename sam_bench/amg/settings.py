@@ -3,7 +3,7 @@ with the same defaults, SAM 2's `use_m2m` (SAM2AutomaticMaskGenerator), plus thi
 (top-k ranking, single output, low-res logits)."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -71,6 +71,3 @@ class AmgResult:
     low_res_logits: Optional[torch.Tensor]
     # The full-image embedding used, to upsample those logits with segmenter.upsample.
     embedding: Optional[ImageEmbedding]
-    # Wall seconds per stage: encode (crops, or the full image when no embedding was given),
-    # decode, postprocess (upsample, stability, boxes, RLE of candidates), nms, output.
-    timings: dict[str, float] = field(default_factory=dict)

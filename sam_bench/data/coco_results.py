@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
+import torch
 from pycocotools import mask as mask_utils
 
 from ..errors import DataError
@@ -29,12 +30,20 @@ def json_rle(rle: dict[str, Any]) -> dict[str, Any]:
     return {"size": [int(v) for v in rle["size"]], "counts": counts}
 
 
-def encode_masks(masks: np.ndarray) -> list[dict[str, Any]]:
-    """(N, H, W) bool masks -> compressed RLEs with str counts (json-ready COCO segmentation)."""
+def rle_encode(masks: np.ndarray | torch.Tensor) -> list[dict[str, Any]]:
+    """(N, H, W) bool masks (numpy or torch, any device) -> pycocotools RLEs (bytes counts)."""
     if len(masks) == 0:
         return []
-    rles = mask_utils.encode(np.asfortranarray(np.transpose(masks, (1, 2, 0)).astype(np.uint8)))
-    return [json_rle(r) for r in rles]
+    if isinstance(masks, torch.Tensor):
+        # (N, W, H) C-contiguous is (H, W, N) Fortran-contiguous: what pycocotools wants, no copy.
+        columns = masks.permute(0, 2, 1).contiguous().cpu().numpy().view(np.uint8)
+        return mask_utils.encode(columns.transpose(2, 1, 0))
+    return mask_utils.encode(np.asfortranarray(np.transpose(masks, (1, 2, 0)).astype(np.uint8)))
+
+
+def encode_masks(masks: np.ndarray | torch.Tensor) -> list[dict[str, Any]]:
+    """(N, H, W) bool masks -> compressed RLEs with str counts (json-ready COCO segmentation)."""
+    return [json_rle(r) for r in rle_encode(masks)]
 
 
 @dataclass
@@ -91,8 +100,9 @@ def iter_json_array(path: Path, chunk_size: int = 1 << 20) -> Iterator[Any]:
             pos = end
 
 
-def load_detections(path: str | Path, category_ids: set[int]) -> DetectionIndex:
-    """Read a COCO results file (image_id, category_id, bbox xywh, score), validating each record."""
+def load_detections(path: str | Path, category_ids: Optional[set[int]]) -> DetectionIndex:
+    """Stream a COCO results file (image_id, category_id, bbox xywh, score), validating each record;
+    category ids are checked against `category_ids` unless it is None."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: detections file not found")
@@ -113,7 +123,7 @@ def load_detections(path: str | Path, category_ids: set[int]) -> DetectionIndex:
             raise DataError(f"{where}: score must be a finite number; got {s!r}")
         if not _integral(rec["image_id"]) or not _integral(rec["category_id"]):
             raise DataError(f"{where}: image_id and category_id must be integers")
-        if int(rec["category_id"]) not in category_ids:
+        if category_ids is not None and int(rec["category_id"]) not in category_ids:
             raise DataError(f"{where}: category_id {rec['category_id']} is not a category of the "
                             "annotation file")
         img.append(int(rec["image_id"]))

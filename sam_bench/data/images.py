@@ -29,11 +29,3 @@ def read_rgb(path: str | Path) -> np.ndarray:
     if image.shape[2] == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
-
-
-def read_label_map(path: str | Path) -> np.ndarray:
-    """Single-channel label or mask image at its native bit depth (8 or 16 bit)."""
-    labels = _imread(path, "annotation image")
-    if labels.ndim == 3:
-        labels = labels[..., 0]  # palette/grey masks saved as 3 equal channels
-    return labels

@@ -14,11 +14,9 @@ import yaml
 
 from ..errors import ConfigError, DataError
 from ..registry import READERS
+from ..resources import resource_dir
 from .types import Dataset
 
-PACKAGE_DIR = Path(__file__).resolve().parents[1]
-# A checkout keeps configs beside the package; an installed wheel could not see them.
-DATASET_CONFIG_DIR = PACKAGE_DIR.parent / "datasets"
 
 
 @dataclass
@@ -35,7 +33,6 @@ class DatasetConfig:
     splits: dict[str, dict[str, Any]] = field(default_factory=dict)  # split -> extra reader args
     paper: dict[str, Any] = field(default_factory=dict)  # images / masks / split used in the paper
     subsample: dict[str, Any] = field(default_factory=dict)  # max_masks, target_masks, seed
-    tasks: list[str] = field(default_factory=list)
     notes: str = ""
 
     def reader_arguments(self, split: Optional[str]) -> dict[str, Any]:
@@ -49,7 +46,7 @@ class DatasetConfig:
 
 
 def config_paths() -> dict[str, Path]:
-    return {p.stem: p for p in sorted(DATASET_CONFIG_DIR.glob("*.yaml"))}
+    return {p.stem: p for p in sorted(resource_dir("datasets").glob("*.yaml"))}
 
 
 def dataset_names() -> list[str]:
@@ -102,6 +99,8 @@ class LimitedDataset(Dataset):
         self.limit = min(limit, len(base))
         self.name = base.name
         self.metadata = {**base.metadata, "limit": limit}
+        self.categories = base.categories  # typed metadata of the reader (see Dataset)
+        self.annotation_file = base.annotation_file
 
     def __len__(self) -> int:
         return self.limit
@@ -114,5 +113,8 @@ class LimitedDataset(Dataset):
             raise IndexError(index)
         return self.base.get(index)
 
-    def __getattr__(self, item: str) -> Any:  # reader-specific accessors (e.g. annotation files)
+    def expressions(self) -> list[str]:
+        return self.base.expressions()
+
+    def __getattr__(self, item: str) -> Any:  # other reader-specific accessors
         return getattr(self.base, item)

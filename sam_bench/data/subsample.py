@@ -49,6 +49,8 @@ class SubsetDataset(Dataset):
         self.indices = list(indices)
         self.name = base.name
         self.metadata = metadata
+        self.categories = base.categories  # typed metadata of the reader (see Dataset)
+        self.annotation_file = base.annotation_file
         ids = base.image_ids()
         self._ids = [ids[i] for i in self.indices]
 
@@ -67,7 +69,10 @@ class SubsetDataset(Dataset):
         counts = object_counts(self.base)
         return [counts[i] for i in self.indices]
 
-    def __getattr__(self, item: str) -> Any:  # annotation_file, categories, ... of the reader
+    def expressions(self) -> list[str]:
+        return self.base.expressions()
+
+    def __getattr__(self, item: str) -> Any:  # other reader-specific accessors
         if item == "base":
             raise AttributeError(item)
         return getattr(self.base, item)

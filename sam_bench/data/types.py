@@ -4,7 +4,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -30,6 +30,23 @@ class ObjectAnnotation:
             self.area = float(np.count_nonzero(self.mask))
 
 
+@dataclass(frozen=True)
+class CocoImage:
+    """The image's record in a COCO / LVIS annotation json (what COCO / LVIS scoring needs)."""
+
+    id: int
+    neg_category_ids: tuple[int, ...] = ()  # LVIS: categories verified absent
+    not_exhaustive_category_ids: tuple[int, ...] = ()  # LVIS: categories not exhaustively annotated
+
+
+@dataclass
+class EdgeTruth:
+    """Boundary ground truth of every annotator (BSDS500 layout)."""
+
+    boundaries: list[np.ndarray]  # (H, W) bool per annotator
+    source: Optional[Path] = None  # the groundTruth .mat file the BSDS evaluation reads, when there is one
+
+
 @dataclass
 class ImageSample:
     """One image with its objects. Pixels in `ignore` are excluded from IoU and never clicked."""
@@ -41,7 +58,9 @@ class ImageSample:
     objects: list[ObjectAnnotation] = field(default_factory=list)
     ignore: Optional[np.ndarray] = None  # (H, W) bool
     path: Optional[Path] = None
-    extra: dict[str, Any] = field(default_factory=dict)  # e.g. "edge_gt": list of (H, W) bool maps
+    coco: Optional[CocoImage] = None  # set by readers of COCO-format annotation files
+    edges: Optional[EdgeTruth] = None  # set by readers with boundary annotations
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form reader detail (e.g. RefCOCO expressions)
 
 
 class Dataset(ABC):
@@ -50,6 +69,14 @@ class Dataset(ABC):
     name: str = "dataset"
     #: Recorded in run.json: reader, root, split, subsampling seed and counts, ...
     metadata: dict[str, Any]
+    #: COCO category records (id, name, LVIS frequency, ...) of COCO-format datasets; () otherwise.
+    categories: Sequence[dict[str, Any]] = ()
+    #: The COCO / LVIS annotation json that scoring reads, for COCO-format datasets.
+    annotation_file: Optional[Path] = None
+
+    def expressions(self) -> list[str]:
+        """Every referring expression of a RefCOCO-format dataset; [] for the others."""
+        return []
 
     @abstractmethod
     def __len__(self) -> int: ...

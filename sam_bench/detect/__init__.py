@@ -46,11 +46,11 @@ def run_detect(detector: str, dataset: str, data_root: str, out: str, weights: O
 
     from ..core.device import resolve_device
     from ..data.registry import open_dataset
-    from ..tasks.instances import coco_image_id
+    from ..data.coco_meta import coco_image_id
     from .sources import SCORE_THRESHOLD, build_source
 
     data = open_dataset(dataset, data_root, split, limit)
-    categories = getattr(data, "categories", None)
+    categories = list(data.categories)
     if not categories:
         raise ConfigError(f"detect needs a COCO/LVIS-format dataset with categories; '{dataset}' has none")
     source = build_source(detector, weights, resolve_device(device), categories)

@@ -144,7 +144,7 @@ def detectron2_source(config: str, weights: Optional[str], device: torch.device,
         import detectron2  # noqa: F401
     except ImportError:
         raise ConfigError(DETECTRON2_INSTALL) from None
-    from ..tasks.instances import Detectron2Boxes
+    from .detectron2 import Detectron2Boxes
 
     if not weights or not Path(weights).is_file():
         raise CheckpointError(f"{weights}: detector weights file not found")

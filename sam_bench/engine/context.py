@@ -2,18 +2,16 @@
 per-image result a task returns."""
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import time
-from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..config import RunConfig
+from ..core.timing import StageTimers
 from ..core.types import ImageEmbedding
 from ..data.types import Dataset
 from ..models.base import Model
@@ -24,21 +22,6 @@ class ImageResult:
     image_id: str
     rows: list[dict[str, Any]] = field(default_factory=list)  # one per evaluated item -> items.csv
     payload: dict[str, Any] = field(default_factory=dict)  # JSON-serialisable, for compute_metrics
-
-
-class StageTimers:
-    """Wall time per stage (encode, decode, metric, ...), summed over the run."""
-
-    def __init__(self) -> None:
-        self.seconds: dict[str, float] = defaultdict(float)
-
-    @contextlib.contextmanager
-    def __call__(self, stage: str) -> Iterator[None]:
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[stage] += time.perf_counter() - start
 
 
 @dataclass

@@ -13,7 +13,7 @@ import os
 import shutil
 from pathlib import Path
 
-from ..io import write_json
+from ..io import jsonable, write_json
 from .context import ImageResult
 
 log = logging.getLogger(__name__)
@@ -77,19 +77,9 @@ class _Appender:
 
     def append(self, result: ImageResult) -> None:
         self.file.write(json.dumps({"image_id": result.image_id, "rows": result.rows,
-                                    "payload": result.payload}, default=_plain) + "\n")
+                                    "payload": result.payload}, default=jsonable) + "\n")
         self.file.flush()
         os.fsync(self.file.fileno())
 
     def close(self) -> None:
         self.file.close()
-
-
-def _plain(obj):
-    import numpy as np
-
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"not JSON-serialisable in a task's result: {type(obj).__name__}")

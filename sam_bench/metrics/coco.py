@@ -29,6 +29,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from ..data.coco_meta import coco_image_id
 from ..data.coco_results import encode_masks
 from ..data.types import ImageSample
 from ..errors import DataError
@@ -49,13 +50,10 @@ def image_ground_truth(sample: ImageSample) -> tuple[dict[str, Any], list[dict[s
     RLE pycocotools would build, so IoUs are identical to scoring against the json itself.
     Annotation ids are renumbered 1..n: both libraries treat id 0 as "unmatched".
     """
-    if "coco_image_id" not in sample.extra:
-        raise DataError(f"image {sample.image_id}: no 'coco_image_id' (COCO/LVIS protocols need the "
-                        "'coco' reader)")
-    image_id = sample.extra["coco_image_id"]
+    image_id = coco_image_id(sample)
     image = {"id": image_id, "height": sample.height, "width": sample.width,
-             "neg_category_ids": list(sample.extra.get("neg_category_ids", [])),
-             "not_exhaustive_category_ids": list(sample.extra.get("not_exhaustive_category_ids", []))}
+             "neg_category_ids": list(sample.coco.neg_category_ids),
+             "not_exhaustive_category_ids": list(sample.coco.not_exhaustive_category_ids)}
     objects = [o for o in sample.objects if o.category_id is not None]
     rles = encode_masks(np.stack([o.mask for o in objects])) if objects else []
     anns = []

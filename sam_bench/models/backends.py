@@ -23,7 +23,10 @@ class Backend:
     needs: tuple[str, ...] = ()  # further imports the package needs but does not declare (timm)
 
 
-BACKENDS: dict[str, Backend] = {}
+BACKENDS: dict[str, Backend] = {
+    "sam2": Backend("sam2", "sam2, hydra-core and iopath", "sam2"),
+    "sam3": Backend("sam3", "sam3 and psutil", "sam3", needs=("psutil",)),
+}
 
 
 def declare_backend(model: str, module: str, pip_name: str, extra: str, needs: tuple[str, ...] = ()) -> None:

@@ -1,4 +1,5 @@
-"""Model capabilities. A task asks for the capability it needs with `require`.
+"""Model capabilities. A task names the capabilities it needs in `Task.requires`;
+the runner checks them once per run with `require`.
 
 A registered model is any object with an `info`; SAM-like models are PromptableSegmenters,
 weight-free edge baselines are EdgeDetectors. A task that gets a model without the capability it
@@ -7,7 +8,6 @@ needs fails with a message naming both, not an AttributeError.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import TypeVar
 
 import numpy as np
 import torch
@@ -18,6 +18,10 @@ from ..errors import ConfigError
 
 class Model(ABC):
     info: ModelInfo
+
+    def enable_compile(self) -> None:
+        """torch.compile the model's networks (--compile); models without one refuse."""
+        raise ConfigError(f"model '{self.info.name}' has no compiled path (--compile)")
 
 
 class PromptableSegmenter(Model):
@@ -52,14 +56,12 @@ class EdgeDetector(Model):
         """(H, W, 3) uint8 RGB -> (H, W) float32 in [0, 1]."""
 
 
-C = TypeVar("C")
-
-
-def require(model: object, capability: type[C], task: str) -> C:
-    if not isinstance(model, capability):
+def require(model: object, capabilities: tuple[type, ...], task: str) -> None:
+    """Once per run (the runner, from `Task.requires`): the model must have one of the capabilities."""
+    if not isinstance(model, capabilities):
         name = getattr(getattr(model, "info", None), "name", type(model).__name__)
-        raise ConfigError(f"model '{name}' cannot run task '{task}': it is not a {capability.__name__}")
-    return model
+        kinds = " or ".join(c.__name__ for c in capabilities)
+        raise ConfigError(f"model '{name}' cannot run task '{task}': it is not a {kinds}")
 
 
 def weight_free(name: str, checkpoint: str | None, model_args: dict[str, object]) -> None:

@@ -24,10 +24,10 @@ from ..core.device import autocast
 from ..core.types import Decoded, ImageEmbedding, ModelInfo, Prompts
 from ..errors import CheckpointError, ConfigError
 from ..registry import MODELS
-from .args import convert_model_args, to_bool
 from .backends import declare_backend, import_backend
 from .base import PromptableSegmenter
 from .details import model_details
+from .args import convert_model_args, to_bool
 from .sam import default_batch_size
 
 declare_backend("hf", "transformers", "transformers", "hf")
@@ -195,11 +195,11 @@ def _size_name(model: torch.nn.Module) -> str:
                             "save_pretrained directory (--checkpoint DIR; --model-args hq_token_only=true)")
 def build_hf_model(checkpoint: str | None = None, device: torch.device = torch.device("cpu"),
                    precision: str = "fp32", batch_size: int | None = None, **model_args: str) -> HFSegmenter:
-    args = convert_model_args("hf", model_args, {"hq_token_only": (to_bool, False)})
+    hq_token_only = convert_model_args("hf", model_args, {"hq_token_only": (to_bool, False)})["hq_token_only"]
     if not checkpoint:
         raise ConfigError("model 'hf' needs --checkpoint DIR (a local save_pretrained directory)")
     model, processor, class_name = load_hf(checkpoint)
-    if args["hq_token_only"] and class_name != "SamHQModel":
+    if hq_token_only and class_name != "SamHQModel":
         raise ConfigError(f"model 'hf': hq_token_only applies to SamHQModel only, {checkpoint} is {class_name}")
     sha = _weights_sha256(Path(checkpoint))
     # Preprocessing is part of the embedding's identity: the processor's settings join the weights hash.
@@ -207,4 +207,4 @@ def build_hf_model(checkpoint: str | None = None, device: torch.device = torch.d
     info = ModelInfo("hf", untrained=False, details=model_details(
         FAMILIES[class_name].family, _size_name(model), model, str(checkpoint), sha, model_class=class_name))
     return HFSegmenter(model, processor, class_name, info, f"{sha}|{preprocessing}", device, precision,
-                       batch_size, hq_token_only=args["hq_token_only"])
+                       batch_size, hq_token_only=hq_token_only)

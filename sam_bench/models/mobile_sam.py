@@ -13,9 +13,9 @@ from ..core.checkpoint import file_sha256, load_exact, read_state_dict
 from ..core.types import ModelInfo
 from ..errors import ConfigError
 from ..registry import MODELS
-from .args import convert_model_args
 from .backends import declare_backend, import_backend
 from .details import model_details
+from .args import convert_model_args
 from .sam import SamSegmenter
 
 declare_backend("mobile_sam", "mobile_sam", "mobilesam-mirror and timm", "mobile", needs=("timm",))

@@ -15,9 +15,9 @@ from ..core.checkpoint import build_sam, file_sha256, infer_architecture, load_e
 from ..core.types import ModelInfo
 from ..errors import ConfigError
 from ..registry import MODELS
-from .args import convert_model_args, to_bool
 from .backends import declare_backend, import_backend
 from .details import model_details
+from .args import convert_model_args, to_bool
 from .sam import SamSegmenter
 
 declare_backend("sam_hq", "segment_anything_hq", "segment-anything-hq and timm", "hq", needs=("timm",))
@@ -74,11 +74,11 @@ def load_sam_hq(path: str | Path) -> tuple[torch.nn.Module, str]:
 def build_sam_hq_model(checkpoint: str | None = None, device: torch.device = torch.device("cpu"),
                        precision: str = "fp32", batch_size: int | None = None,
                        **model_args: str) -> SamHQSegmenter:
-    args = convert_model_args("sam_hq", model_args, {"hq_token_only": (to_bool, False)})
+    hq_token_only = convert_model_args("sam_hq", model_args, {"hq_token_only": (to_bool, False)})["hq_token_only"]
     if not checkpoint:
         raise ConfigError("model 'sam_hq' needs --checkpoint PATH (e.g. sam_hq_vit_h.pth)")
     sam, size = load_sam_hq(checkpoint)
     sha = file_sha256(Path(checkpoint))
     info = ModelInfo("sam_hq", untrained=False, details=model_details(
-        "HQ-SAM", size, sam, str(checkpoint), sha, hq_token_only=args["hq_token_only"]))
-    return SamHQSegmenter(sam, info, sha, device, precision, batch_size, hq_token_only=args["hq_token_only"])
+        "HQ-SAM", size, sam, str(checkpoint), sha, hq_token_only=hq_token_only))
+    return SamHQSegmenter(sam, info, sha, device, precision, batch_size, hq_token_only=hq_token_only)

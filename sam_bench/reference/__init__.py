@@ -19,3 +19,9 @@ def paper() -> dict[str, Any]:
 def peers() -> dict[str, Any]:
     """Numbers of later SAM-family papers (EfficientViT-SAM, the efficient-SAM survey, HQ-SAM)."""
     return json.loads(PEERS_JSON.read_text())
+
+
+@lru_cache(maxsize=1)
+def sa23_published() -> dict[str, Any]:
+    """Published SA-23 means (SAM 2 Table 6 layout): columns, rows name -> six numbers, source."""
+    return json.loads(PAPER_JSON.with_name("sa23.json").read_text())

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 
 @dataclass
@@ -16,3 +16,4 @@ class ReportEntry:
     metrics: dict[str, float]
     record: dict[str, Any]  # this task's entry in run.json
     task_dir: Path
+    report_dir: Optional[Path] = None  # where the report is written: links and figures are relative to it

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, ClassVar
 
 from ..data.types import ImageSample
 from ..engine.context import ImageResult, RunContext
+from ..models.base import PromptableSegmenter
 from ..reporting.entry import ReportEntry
 
 
@@ -26,14 +26,10 @@ class Task(ABC):
     name: ClassVar[str]
     title: ClassVar[str]
     Options: ClassVar[type] = NoOptions
-    #: Dataset the demo runs this task on, and the demo models that can run it.
-    demo_dataset: ClassVar[str] = "demo"
-    demo_models: ClassVar[tuple[str, ...]] = ("tiny",)
-
-    @classmethod
-    def demo_options(cls, data_root: Path) -> dict[str, Any]:
-        """Task options for the demo run on the synthetic data under `data_root`."""
-        return {}
+    #: Model capabilities this task can run with (one of them); the runner checks once per run.
+    requires: ClassVar[tuple[type, ...]] = (PromptableSegmenter,)
+    #: Where the protocol sits in the paper (report sections follow it); (99,) = not in the paper.
+    paper_section: ClassVar[tuple[int, ...]] = (99,)
 
     def __init__(self, options: Any) -> None:
         self.options = options

@@ -26,7 +26,7 @@ from ..errors import ConfigError, DataError
 from ..io import atomic_write, write_json
 from ..metrics.bsds import (BoundaryEvalParams, BoundaryMetrics, EvalItem, EvalStats, evaluate_counts,
                              summarize)
-from ..models.base import EdgeDetector, PromptableSegmenter, require
+from ..models.base import EdgeDetector, PromptableSegmenter
 from ..reference import paper
 from ..registry import TASKS
 from ..reporting.markdown import markdown_table
@@ -67,14 +67,9 @@ class EdgesTask(Task):
     name = "edges"
     title = "Zero-shot edge detection (BSDS500, Table 3)"
     Options = EdgesOptions
-    demo_dataset = "demo_bsds"
-    demo_models = ("tiny", "sobel", "canny", "felzenszwalb")
+    paper_section = (7, 2)  # report order
+    requires = (PromptableSegmenter, EdgeDetector)
 
-    @classmethod
-    def demo_options(cls, data_root: Path) -> dict[str, Any]:
-        # 4 small synthetic images, an untrained SAM: a 2x2 grid and 15 thresholds exercise every
-        # stage in seconds (the decoder costs ~0.1-0.4 s per prompt on a CPU).
-        return {"points_per_side": 2, "thresholds": 15}
 
     def __init__(self, options: EdgesOptions) -> None:
         super().__init__(options)
@@ -109,7 +104,7 @@ class EdgesTask(Task):
         if not isinstance(ctx.model, EdgeDetector):
             from ..amg import AmgSettings, AutomaticMaskGenerator
 
-            model = require(ctx.model, PromptableSegmenter, self.name)
+            model: PromptableSegmenter = ctx.model  # type: ignore[assignment]  # runner checked Task.requires
             self.generator = AutomaticMaskGenerator(model, AmgSettings(**self.amg_settings))
 
     # -- per image ------------------------------------------------------------------------------
@@ -143,11 +138,11 @@ class EdgesTask(Task):
         return np.clip(edge, 0.0, 1.0), len(low_res)
 
     def evaluate_image(self, ctx: RunContext, sample: ImageSample) -> ImageResult:
-        truth = sample.extra.get("edge_gt")
         where = sample.path or sample.image_id
-        if not truth:
-            raise DataError(f"{where}: no edge ground truth (sample.extra['edge_gt']); task 'edges' "
-                            "needs a dataset with boundary annotations such as bsds500")
+        if sample.edges is None or not sample.edges.boundaries:
+            raise DataError(f"{where}: no edge ground truth; task 'edges' needs a dataset with boundary "
+                            "annotations such as bsds500")
+        truth = sample.edges.boundaries
         image = sample.load_image()
         edge, n_masks = self.edge_map(ctx, image)
         if edge.shape != truth[0].shape:
@@ -159,7 +154,7 @@ class EdgesTask(Task):
         if not ok:
             raise DataError(f"{where}: OpenCV could not encode the edge map as PNG")
         atomic_write(ctx.out_dir / relative, lambda f: f.write(png.tobytes()), mode="wb")
-        ground_truth = sample.extra.get("gt_mat")
+        ground_truth = sample.edges.source
         if ground_truth is None:  # a reader without .mat files: keep the maps beside the results
             ground_truth = ctx.out_dir / "ground_truth" / f"{sample.image_id}.npz"
             stacked = np.stack([np.asarray(b, dtype=bool) for b in truth])

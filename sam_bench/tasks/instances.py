@@ -12,23 +12,23 @@ model (mask = filled box, a lower bound).
 """
 from __future__ import annotations
 
-import hashlib
-import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
-import torch
 
+from ..core.checkpoint import file_sha256
 from ..core.types import Prompts
+from ..data.coco_meta import check_crowd, coco_image_id, dataset_categories
 from ..data.coco_results import PerImageResults, encode_masks, load_detections
 from ..data.types import ImageSample
 from ..detect import read_source_note
+from ..detect.detectron2 import Detectron2Boxes
 from ..errors import ConfigError, DataError
 from ..metrics.coco import SegmEvaluator, image_ground_truth
-from ..models.base import PromptableSegmenter, require
+from ..models.base import PromptableSegmenter
 from ..reference import paper, peers
 from ..registry import TASKS
 from ..reporting.markdown import markdown_table
@@ -36,7 +36,6 @@ from ..engine.context import ImageResult, RunContext
 from ..reporting.entry import ReportEntry
 from .base import Task
 
-log = logging.getLogger(__name__)
 
 BOX_SOURCES = ("detections", "gt")
 SCORES = ("detector", "predicted_iou", "detector_x_predicted_iou")
@@ -54,85 +53,6 @@ class InstancesOptions:
     box_source: Optional[str] = None  # label of the boxes, e.g. ViTDet-H; default: `detect`'s note, else the file name
 
 
-def coco_image_id(sample: ImageSample) -> Any:
-    if "coco_image_id" not in sample.extra:
-        raise DataError(f"image {sample.image_id}: no 'coco_image_id' (this task needs the 'coco' reader)")
-    return sample.extra["coco_image_id"]
-
-
-def dataset_categories(ctx: RunContext, task: str) -> list[dict[str, Any]]:
-    categories = getattr(ctx.dataset, "categories", None)
-    if not categories:
-        raise ConfigError(f"task '{task}' needs a COCO/LVIS-format dataset (reader 'coco' with "
-                          f"categories); '{ctx.dataset.name}' has none")
-    crowd = ctx.dataset.metadata.get("crowd")
-    if crowd == "drop":
-        log.warning("%s: crowd annotations are dropped by the dataset config; COCO evaluation "
-                    "ignores detections on crowd regions only with `crowd: keep`", ctx.dataset.name)
-    return categories
-
-
-def check_crowd(sample: ImageSample, ctx: RunContext, task: str) -> None:
-    """COCO evaluation needs crowd regions as annotations, not merged into an ignore mask."""
-    if sample.ignore is not None and ctx.dataset.metadata.get("crowd", "ignore") == "ignore":
-        raise ConfigError(f"task '{task}' on '{ctx.dataset.name}': image {sample.image_id} has crowd "
-                          "regions merged into an ignore mask; set `crowd: keep` in the dataset's "
-                          "reader_args so they are scored as COCO does")
-
-
-class Detectron2Boxes:
-    """Boxes from a detectron2 model: `detectron2:<config (.yaml or LazyConfig .py)>:<weights>`.
-
-    detectron2 is optional: it is imported only here. Its contiguous class indices are mapped to
-    the dataset's category ids in sorted order, as detectron2's COCO and LVIS loaders number them.
-    """
-
-    def __init__(self, spec: str, device: torch.device, category_ids: list[int]) -> None:
-        config, sep, weights = spec[len("detectron2:"):].partition(":")
-        if not (config and sep and weights):
-            raise ConfigError(f"--detector {spec}: expected detectron2:<config>:<weights>")
-        try:
-            import detectron2.data.transforms as T
-            from detectron2.checkpoint import DetectionCheckpointer
-            from detectron2.config import LazyConfig, get_cfg, instantiate
-            from detectron2.modeling import build_model
-        except ImportError:
-            raise ConfigError(f"--detector {spec}: detectron2 is not installed (it is optional; see "
-                              "https://detectron2.readthedocs.io), or pass --detections FILE") from None
-        if not Path(config).is_file():
-            raise ConfigError(f"--detector: config file {config} not found")
-        if config.endswith(".py"):  # LazyConfig, e.g. ViTDet
-            cfg = LazyConfig.load(config)
-            self.model = instantiate(cfg.model)
-            self.augment = T.AugmentationList(instantiate(cfg.dataloader.test.mapper.augmentations))
-            self.input_format = getattr(self.model, "input_format", "BGR")
-        else:
-            cfg = get_cfg()
-            cfg.merge_from_file(config)
-            self.model = build_model(cfg)
-            self.augment = T.AugmentationList([T.ResizeShortestEdge(
-                [cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MIN_SIZE_TEST], cfg.INPUT.MAX_SIZE_TEST)])
-            self.input_format = cfg.INPUT.FORMAT
-        DetectionCheckpointer(self.model).load(weights)
-        self.model.to(device).eval()
-        self.T, self.device, self.category_ids = T, device, np.asarray(category_ids)
-
-    @torch.no_grad()
-    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        h, w = image.shape[:2]
-        inp = self.T.AugInput(image if self.input_format == "RGB" else np.ascontiguousarray(image[:, :, ::-1]))
-        self.augment(inp)
-        tensor = torch.as_tensor(inp.image.astype("float32").transpose(2, 0, 1)).to(self.device)
-        inst = self.model([{"image": tensor, "height": h, "width": w}])[0]["instances"].to("cpu")
-        classes = inst.pred_classes.numpy()
-        if len(classes) and classes.max() >= len(self.category_ids):
-            raise ConfigError(f"detector predicts class {classes.max()} but the dataset has "
-                              f"{len(self.category_ids)} categories")
-        xyxy = inst.pred_boxes.tensor.numpy().astype(np.float64)
-        xywh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
-        return xywh, self.category_ids[classes].astype(np.int64), inst.scores.numpy().astype(np.float64)
-
-
 def _box_source(entry: ReportEntry) -> str:
     """The box source a run recorded (runs from before box sources were recorded: the kind)."""
     opts = entry.record.get("task_options", {})
@@ -144,11 +64,8 @@ class InstancesTask(Task):
     name = "instances"
     title = "Zero-shot instance segmentation from boxes (COCO / LVIS mask AP, Table 5)"
     Options = InstancesOptions
-    demo_models = ("tiny", "box")
+    paper_section = (7, 4)  # report order
 
-    @classmethod
-    def demo_options(cls, data_root: Path) -> dict[str, Any]:
-        return {"detections": str(data_root / "detections.json")}
 
     def __init__(self, options: InstancesOptions) -> None:
         super().__init__(options)
@@ -176,11 +93,7 @@ class InstancesTask(Task):
         desc = asdict(self.options)
         if self.options.detections:
             if self._detections_sha is None:  # identity of the boxes: a changed file restarts a resumed run
-                digest = hashlib.sha256()
-                with open(self.options.detections, "rb") as f:
-                    for block in iter(lambda: f.read(1 << 22), b""):
-                        digest.update(block)
-                self._detections_sha = digest.hexdigest()
+                self._detections_sha = file_sha256(Path(self.options.detections))
             desc["detections"] = str(Path(self.options.detections).resolve())
             desc["detections_sha256"] = self._detections_sha
         desc["box_source"] = self.box_source_label()
@@ -203,7 +116,7 @@ class InstancesTask(Task):
         return note["box_source"] if note else f"unlabelled detections ({Path(o.detections).name})"
 
     def setup(self, ctx: RunContext) -> None:
-        categories = dataset_categories(ctx, self.name)
+        categories = dataset_categories(ctx.dataset, self.name)
         self.is_lvis = any("frequency" in c for c in categories)
         self.evaluator = SegmEvaluator(categories, lvis=self.is_lvis, max_dets=self.options.max_dets)
         self.store = PerImageResults(ctx.out_dir / "predictions")
@@ -231,8 +144,8 @@ class InstancesTask(Task):
         return self.detections.for_image(coco_image_id(sample))
 
     def evaluate_image(self, ctx: RunContext, sample: ImageSample) -> ImageResult:
-        model = require(ctx.model, PromptableSegmenter, self.name)
-        check_crowd(sample, ctx, self.name)
+        model: PromptableSegmenter = ctx.model  # type: ignore[assignment]  # runner checked Task.requires
+        check_crowd(sample, ctx.dataset, self.name)
         image_id = coco_image_id(sample)
         image = sample.load_image() if self.detector is not None else None
         boxes, cats, det_scores = self._boxes(ctx, sample, image)

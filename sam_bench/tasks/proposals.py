@@ -12,23 +12,22 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any, Optional
 
 import pandas as pd
 
+from ..data.coco_meta import check_crowd, coco_image_id, dataset_categories
 from ..data.coco_results import PerImageResults, json_rle
 from ..data.types import ImageSample
 from ..errors import ConfigError
 from ..metrics.coco import PROPOSAL_CATEGORY_ID, ProposalRecall, image_ground_truth
-from ..models.base import PromptableSegmenter, require
+from ..models.base import PromptableSegmenter
 from ..reference import paper
 from ..registry import TASKS
 from ..reporting.markdown import markdown_table
 from ..engine.context import ImageResult, RunContext
 from ..reporting.entry import ReportEntry
 from .base import Task
-from .instances import check_crowd, coco_image_id, dataset_categories
 
 
 AR_MAX_DETS = 1000  # the metric is AR@1000 whatever the number of proposals kept
@@ -71,11 +70,8 @@ class ProposalsTask(Task):
     name = "proposals"
     title = "Zero-shot object proposals (LVIS v1 mask AR@1000, Table 4)"
     Options = ProposalsOptions
-    demo_models = ("tiny",)
+    paper_section = (7, 3)  # report order
 
-    @classmethod
-    def demo_options(cls, data_root: Path) -> dict[str, Any]:
-        return {"points_per_side": 2}  # the untrained demo model only exercises the pipeline
 
     def __init__(self, options: ProposalsOptions) -> None:
         super().__init__(options)
@@ -87,13 +83,13 @@ class ProposalsTask(Task):
     def setup(self, ctx: RunContext) -> None:
         from ..amg import AmgSettings, AutomaticMaskGenerator
 
-        model = require(ctx.model, PromptableSegmenter, self.name)
-        self.recall = ProposalRecall(dataset_categories(ctx, self.name), max_dets=AR_MAX_DETS)
+        model: PromptableSegmenter = ctx.model  # type: ignore[assignment]  # runner checked Task.requires
+        self.recall = ProposalRecall(dataset_categories(ctx.dataset, self.name), max_dets=AR_MAX_DETS)
         self.generator = AutomaticMaskGenerator(model, AmgSettings(**self.settings))
         self.store = PerImageResults(ctx.out_dir / "predictions")
 
     def evaluate_image(self, ctx: RunContext, sample: ImageSample) -> ImageResult:
-        check_crowd(sample, ctx, self.name)
+        check_crowd(sample, ctx.dataset, self.name)
         image_id = coco_image_id(sample)
         image = sample.load_image()
         embedding = ctx.embed(image)

@@ -2,14 +2,14 @@
 with `Segmentation`, region labels 1..n, and `Boundaries`, 0/1), 4-9 annotators per image.
 
 Objects are the regions of the chosen annotators (`annotators: all | first | <index>`); the edge
-ground truth of every annotator is always in `sample.extra["edge_gt"]`, whatever `annotators` says,
+ground truth of every annotator is always in `sample.edges`, whatever `annotators` says,
 because the edge benchmark scores against all of them.
 """
 from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any, Union
+from typing import Union
 
 import numpy as np
 import scipy.io
@@ -17,7 +17,7 @@ import scipy.io
 from ...errors import ConfigError, DataError
 from ...registry import READERS
 from ..images import read_rgb
-from ..types import ImageSample, ObjectAnnotation
+from ..types import EdgeTruth, ImageSample, ObjectAnnotation
 from .common import IndexedDataset, require_dir
 
 
@@ -95,6 +95,6 @@ class BSDS500Dataset(IndexedDataset):
                 objects.append(ObjectAnnotation(object_id=f"a{k}_r{int(label)}", mask=seg == label,
                                                 extra={"annotator": k, "region": int(label)}))
         path = self.image_path(index)
-        extra: dict[str, Any] = {"edge_gt": [b for _, b in truth], "gt_mat": mat}
         return ImageSample(image_id=stem, load_image=functools.partial(read_rgb, path), height=height,
-                           width=width, objects=objects, path=path, extra=extra)
+                           width=width, objects=objects, path=path,
+                           edges=EdgeTruth([b for _, b in truth], mat))

@@ -19,7 +19,7 @@ import numpy as np
 from ...errors import ConfigError, DataError
 from ...registry import READERS
 from ..images import read_rgb
-from ..types import ImageSample, ObjectAnnotation
+from ..types import CocoImage, ImageSample, ObjectAnnotation
 from .common import IndexedDataset, decode_segmentation, optional_ignore, require_file, union
 
 CROWD_MODES = ("ignore", "drop", "keep")
@@ -126,13 +126,10 @@ class CocoDataset(IndexedDataset):
             ignore = optional_ignore(union(crowd_masks, (height, width))
                                      & ~union((o.mask for o in objects), (height, width)))
         path = self.image_path(index)
-        extra: dict[str, Any] = {"coco_image_id": image["id"]}
-        for key in ("neg_category_ids", "not_exhaustive_category_ids"):
-            if key in image:
-                extra[key] = list(image[key])
+        coco = CocoImage(image["id"], tuple(image.get("neg_category_ids", ())),
+                         tuple(image.get("not_exhaustive_category_ids", ())))
         return ImageSample(image_id=self._ids[index], load_image=functools.partial(read_rgb, path),
-                           height=height, width=width, objects=objects, ignore=ignore, path=path,
-                           extra=extra)
+                           height=height, width=width, objects=objects, ignore=ignore, path=path, coco=coco)
 
     def _object(self, ann: dict[str, Any], mask: np.ndarray, iscrowd: int) -> ObjectAnnotation:
         cat = self._category_by_id.get(ann.get("category_id"), {})

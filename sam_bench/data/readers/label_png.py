@@ -53,7 +53,7 @@ class _LabelPngDataset(IndexedDataset):
         self._ids = [p[0] for p in pairs]
         self._images = [p[1] for p in pairs]
         self._labels = [p[2] for p in pairs]
-        self.categories = {int(k): str(v) for k, v in (categories or {}).items()}
+        self.category_names = {int(k): str(v) for k, v in (categories or {}).items()}
         self._counts: Optional[list[int]] = None
 
     # subclasses: (object id, category id, mask) list and the void mask of one label map
@@ -79,7 +79,7 @@ class _LabelPngDataset(IndexedDataset):
         labels = self._read(index)
         found, void = self._objects(labels)
         objects = [ObjectAnnotation(object_id=oid, mask=mask, category_id=cid,
-                                    category=self.categories.get(cid) if cid is not None else None,
+                                    category=self.category_names.get(cid) if cid is not None else None,
                                     extra={"label_file": str(self._labels[index])})
                    for oid, cid, mask in found]
         path = self._images[index]

@@ -17,7 +17,7 @@ from typing import Any
 from ...errors import DataError
 from ...registry import READERS
 from ..images import read_rgb
-from ..types import ImageSample, ObjectAnnotation
+from ..types import CocoImage, ImageSample, ObjectAnnotation
 from .common import IndexedDataset, decode_segmentation, require_dir, require_file
 
 
@@ -115,8 +115,8 @@ class RefCocoDataset(IndexedDataset):
                 category_id=int(ann["category_id"]), area=float(ann.get("area", mask.sum())),
                 extra={"iscrowd": int(ann.get("iscrowd", 0))}))
         return ImageSample(image_id=str(image_id), load_image=lambda: read_rgb(path), height=height, width=width,
-                           objects=objects, path=path,
-                           extra={"coco_image_id": image_id, "expressions": [dict(e) for e in expressions]})
+                           objects=objects, path=path, coco=CocoImage(image_id),
+                           extra={"expressions": [dict(e) for e in expressions]})
 
 
 @READERS.register("refcoco", help="RefCOCO/RefCOCO+/RefCOCOg: refs(<split_by>).p + instances.json + train2014 images")

@@ -10,13 +10,13 @@ through the decoder in one batched call per round. Masks are compared at the ima
 """
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass, field
-from typing import Callable, ContextManager, Optional
+from typing import Optional
 
 import numpy as np
 import torch
 
+from ...core.timing import StageTimers
 from ...core.types import ImageEmbedding, Prompts
 from ...metrics.boundary import boundary_iou, boundary_width, mask_boundary
 from ...models.base import PromptableSegmenter
@@ -35,10 +35,6 @@ class InstanceResult:
     ious: list[float] = field(default_factory=list)
     bious: list[float] = field(default_factory=list)
     pred_ious: list[float] = field(default_factory=list)
-
-
-def _no_timer(_: str) -> ContextManager[None]:
-    return contextlib.nullcontext()
 
 
 def first_clicks(prompt: str, gts: list[np.ndarray], ignore: Optional[np.ndarray],
@@ -66,11 +62,12 @@ def choose(mask_choice: str, pred_iou: torch.Tensor, ious: torch.Tensor) -> torc
 def prompted_session(model: PromptableSegmenter, embedding: ImageEmbedding, gts: list[np.ndarray],
                      boxes: np.ndarray, ignore: Optional[np.ndarray], prompt: str = "box", clicks: int = 1,
                      mask_choice: str = "predicted_iou", rng: Optional[np.random.Generator] = None,
-                     timed: Callable[[str], ContextManager[None]] = _no_timer) -> list[InstanceResult]:
+                     timed: Optional[StageTimers] = None) -> list[InstanceResult]:
     """Run `clicks` rounds on the instances `gts` ((H, W) bool, non-empty off void) of one image.
 
     boxes: (K, 4) x0 y0 x1 y1 ground-truth boxes (used when the prompt has a box).
     """
+    timed = timed if timed is not None else StageTimers()
     valid = None if ignore is None else ~np.asarray(ignore, dtype=bool)
     results = [InstanceResult() for _ in gts]
     with timed("clicks"):

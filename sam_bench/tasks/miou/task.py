@@ -22,7 +22,7 @@ from ...errors import ConfigError, DataError
 from ...io import atomic_write
 from ...metrics.boundary import DILATION_RATIO
 from ...metrics.miou import size_bins, miou_metrics
-from ...models.base import PromptableSegmenter, require
+from ...models.base import PromptableSegmenter
 from ...registry import TASKS
 from ...engine.context import ImageResult, RunContext
 from ...reporting.entry import ReportEntry
@@ -50,14 +50,13 @@ class MiouTask(Task):
     name = "miou"
     title = "Prompted per-instance mIoU (EfficientViT-SAM / EdgeSAM / HQ-SAM protocols)"
     Options = MiouOptions
-    demo_models = ("tiny", "box")
 
     def describe(self) -> dict[str, Any]:
         return {**asdict(self.options), "boundary_dilation_ratio": DILATION_RATIO,
                 "size_bins": "pycocotools areaRng on the annotation's area, bounds inclusive"}
 
     def evaluate_image(self, ctx: RunContext, sample: ImageSample) -> ImageResult:
-        model = require(ctx.model, PromptableSegmenter, self.name)
+        model: PromptableSegmenter = ctx.model  # type: ignore[assignment]  # runner checked Task.requires
         if self.options.mask_choice == "oracle" and model.masks_per_multimask_output < 2:
             raise ConfigError(f"task 'miou': model '{model.info.name}' returns one mask under multimask output, "
                               f"so there is no oracle to pick; use --mask-choice predicted_iou or single")

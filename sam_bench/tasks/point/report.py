@@ -10,17 +10,7 @@ from ...metrics.point import REPORT_CLICKS
 from ...reference import paper
 from ...reporting.markdown import markdown_table
 from ...reporting.entry import ReportEntry
-
-# Our dataset names -> the paper's Fig. 9a labels.
-PAPER_NAMES = {
-    "ppdls": "PPDLS", "bbbc038": "BBBC038v1", "doors": "DOORS", "timberseg": "TimberSeg",
-    "ndd20": "NDD20", "lvis_v05": "LVIS", "streets": "STREETS", "zerowaste_f": "ZeroWaste-f",
-    "ishape": "iShape", "ade20k": "ADE20K", "ovis": "OVIS", "hypersim": "Hypersim",
-    "ndispark": "NDISPark", "visor": "VISOR", "plittersdorf": "Plittersdorf", "egohos": "EgoHOS",
-    "ibd": "IBD", "woodscape": "WoodScape", "cityscapes": "Cityscapes", "pidray": "PIDRay",
-    "dram": "DRAM", "trashcan": "TrashCan", "gtea": "GTEA",
-}
-
+from ...taskdefs import paper_label
 
 def _pct(value: object) -> float | None:
     return None if value is None else 100.0 * float(value)
@@ -50,7 +40,7 @@ def point_report(title: str, entries: list[ReportEntry]) -> str:
                                   for d in datasets]
     for run in runs[1:]:
         table[f"Δ {run} vs {ref}"] = table[f"{run} mIoU@1"] - table[f"{ref} mIoU@1"]
-    table["paper Δ SAM−RITM"] = [deltas.get(PAPER_NAMES.get(d, ""), None) for d in datasets]
+    table["paper Δ SAM−RITM"] = [deltas.get(paper_label(d) or "", None) for d in datasets]
     table = table.astype(float)
     if len(datasets) > 1:  # the paper's headline: plain mean of the per-dataset mIoUs
         mean = table.mean(axis=0, skipna=True)
@@ -81,7 +71,7 @@ def point_report(title: str, entries: list[ReportEntry]) -> str:
     lines += ["### Boundary IoU (%) after N points (mBIoU, dilation 0.02 of the image diagonal)", "",
               markdown_table(boundary.astype(float)), ""]
     base = _link_base(entries)
-    links = [f"[{e.dataset} / {e.run_label}]({Path(os.path.relpath(e.task_dir / 'miou_curve.png', base)).as_posix()})"
+    links = [f"[{e.dataset} / {e.run_label}]({Path(os.path.relpath((e.task_dir / 'miou_curve.png').resolve(), base)).as_posix()})"
              for e in entries if (e.task_dir / "miou_curve.png").exists()]
     if links:
         lines += ["Curves: " + ", ".join(links), ""]
@@ -101,8 +91,10 @@ def point_report(title: str, entries: list[ReportEntry]) -> str:
 
 
 def _link_base(entries: list[ReportEntry]) -> Path:
-    """Where report.md sits: the run directory for one run, else the runs' common parent."""
+    """Where the report sits (links are relative to it); when not told, the run directory for one
+    run, else the runs' common parent."""
+    told = next((e.report_dir for e in entries if e.report_dir is not None), None)
+    if told is not None:
+        return told.resolve()
     dirs = {e.run_dir.resolve() for e in entries}
-    if len(dirs) == 1:
-        return dirs.pop()
-    return Path(os.path.commonpath([str(d) for d in dirs]))
+    return dirs.pop() if len(dirs) == 1 else Path(os.path.commonpath([str(d) for d in dirs]))

@@ -16,17 +16,18 @@ against the naive loop.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, ContextManager, Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
 
+from ...core.timing import StageTimers
 from ...core.types import ImageEmbedding, Prompts
 from ...data.types import ImageSample
 from ...errors import ConfigError, DataError
 from ...metrics.boundary import boundary_iou, boundary_width, mask_boundary
 from ...metrics.point import REPORT_CLICKS, iou_matrix, miou_curve, point_metrics
-from ...models.base import PromptableSegmenter, require
+from ...models.base import PromptableSegmenter
 from ...prompts.clicks import Click, center_click, next_click, random_click
 from ...registry import TASKS
 from ...engine.context import ImageResult, RunContext
@@ -64,12 +65,6 @@ class ObjectTrace:
     bious: list[float] = field(default_factory=list)  # boundary IoU after each click (void removed)
 
 
-def _no_timer(_: str) -> ContextManager[None]:
-    import contextlib
-
-    return contextlib.nullcontext()
-
-
 class GroundTruth:
     """The objects of one image as torch masks on the decoder's device, void pixels removed."""
 
@@ -94,7 +89,7 @@ def masks_and_ious(model: PromptableSegmenter, embedding: ImageEmbedding, low_re
         if gt.valid is not None:
             pred &= gt.valid
         index = torch.as_tensor(objects[sl], device=pred.device)
-        # core.masks.batched_mask_iou's counts, with each object's area counted once per image.
+        # IoU counts on torch, with each object's area counted once per image.
         inter = (pred & gt.masks[index][:, None]).flatten(2).sum(2)
         union = pred.flatten(2).sum(2) + gt.areas[index][:, None] - inter
         ious.append(torch.where(union > 0, inter.double() / union.clamp(min=1), 1.0).cpu())
@@ -106,8 +101,9 @@ def masks_and_ious(model: PromptableSegmenter, embedding: ImageEmbedding, low_re
 def interactive_session(model: PromptableSegmenter, embedding: ImageEmbedding, gts: list[np.ndarray],
                         ignore: Optional[np.ndarray], first_click: str = "center", max_clicks: int = 20,
                         feedback: bool = True, rng: Optional[np.random.Generator] = None,
-                        timed: Callable[[str], ContextManager[None]] = _no_timer) -> list[ObjectTrace]:
+                        timed: Optional[StageTimers] = None) -> list[ObjectTrace]:
     """Run the click protocol on all objects of one image; every object must have a non-void pixel."""
+    timed = timed if timed is not None else StageTimers()
     truth: Optional[GroundTruth] = None  # built on the decoder's device at the first round
     traces = [ObjectTrace() for _ in gts]
     with timed("clicks"):
@@ -171,15 +167,11 @@ class PointTask(Task):
     name = "point"
     title = "Point-prompted valid masks (paper §7.1, Fig. 9)"
     Options = PointOptions
-    demo_dataset = "demo"
-    demo_models = ("tiny", "felzenszwalb")
+    paper_section = (7, 1)  # report order
 
-    @classmethod
-    def demo_options(cls, data_root) -> dict[str, Any]:
-        return {"max_clicks": 5}  # keeps the demo short; mIoU@1..5 and NoC capped at 5
 
     def evaluate_image(self, ctx: RunContext, sample: ImageSample) -> ImageResult:
-        model = require(ctx.model, PromptableSegmenter, self.name)
+        model: PromptableSegmenter = ctx.model  # type: ignore[assignment]  # runner checked Task.requires
         shape = (sample.height, sample.width)
         ignore = sample.ignore
         if ignore is not None and ignore.shape != shape:

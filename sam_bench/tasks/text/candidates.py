@@ -7,16 +7,15 @@ own prompt plus a positive point at its mask's centre.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
 
 from ...core.types import ImageEmbedding, Prompts
+from ...data.coco_meta import coco_image_id
+from ...data.coco_results import DetectionIndex
 from ...data.types import ImageSample
-from ...errors import DataError
 from ...models.base import PromptableSegmenter
 from ...prompts.clicks import center_click
 from ...engine.context import RunContext
@@ -31,7 +30,6 @@ class Candidates:
     quality: np.ndarray  # (C,) SAM predicted IoU (AMG) or detector score
     prompts: Optional[Prompts] = None  # what produced each candidate (refinement adds a point to it)
     category_ids: Optional[np.ndarray] = None  # (C,) detector class per candidate
-    source: str = "amg"
 
     def __len__(self) -> int:
         return len(self.masks)
@@ -41,12 +39,8 @@ class Candidates:
 CandidateSource = Callable[[RunContext, ImageSample, np.ndarray, Callable[[], ImageEmbedding]], Candidates]
 
 
-def empty_candidates(h: int, w: int, source: str) -> Candidates:
-    return Candidates(np.zeros((0, h, w), bool), np.zeros((0, 4)), np.zeros(0), None, None, source)
-
-
-def coco_image_id(sample: ImageSample) -> Any:
-    return sample.extra.get("coco_image_id")
+def empty_candidates(h: int, w: int) -> Candidates:
+    return Candidates(np.zeros((0, h, w), bool), np.zeros((0, 4)), np.zeros(0))
 
 
 def single_output_masks(model: PromptableSegmenter, embedding: ImageEmbedding, prompts: Prompts) -> np.ndarray:
@@ -66,53 +60,39 @@ class AmgCandidates:
         records = self.generator.generate(image, embedding=embed()).records
         h, w = image.shape[:2]
         if not records:
-            return empty_candidates(h, w, "amg")
+            return empty_candidates(h, w)
         boxes = np.array([r["bbox"] for r in records], np.float64).reshape(-1, 4)
         boxes[:, 2:] += boxes[:, :2]  # xywh -> xyxy
         points = np.array([r["point_coords"] for r in records], np.float64).reshape(len(records), -1, 2)
         return Candidates(masks=np.stack([np.asarray(r["segmentation"], bool) for r in records]), boxes=boxes,
                           quality=np.array([r["predicted_iou"] for r in records], np.float64),
-                          prompts=Prompts(points=points, labels=np.ones(points.shape[:2], np.int64)), source="amg")
+                          prompts=Prompts(points=points, labels=np.ones(points.shape[:2], np.int64)))
 
 
 class DetectorCandidates:
-    """Candidate source: the image's detector boxes (see `load_detection_boxes`), one SAM mask per box."""
+    """Candidate source: the image's detector boxes scoring at least `min_score`, best first, one SAM
+    mask per box."""
 
-    def __init__(self, model: PromptableSegmenter,
-                 detections: dict[Any, list[tuple[list[float], float, int]]]) -> None:
+    def __init__(self, model: PromptableSegmenter, detections: DetectionIndex, min_score: float) -> None:
         self.model = model
         self.detections = detections
+        self.min_score = min_score
 
     def __call__(self, ctx: RunContext, sample: ImageSample, image: np.ndarray,
                  embed: Callable[[], ImageEmbedding]) -> Candidates:
         h, w = image.shape[:2]
-        dets = self.detections.get(coco_image_id(sample), [])
-        if not dets:
-            return empty_candidates(h, w, "detector")
-        boxes = np.array([d[0] for d in dets], np.float64)
+        image_id = coco_image_id(sample, required=False)
+        if image_id is None:
+            return empty_candidates(h, w)
+        xywh, cats, scores = self.detections.for_image(image_id)
+        keep = np.flatnonzero(scores >= self.min_score)
+        keep = keep[np.argsort(-scores[keep], kind="stable")]
+        if not len(keep):
+            return empty_candidates(h, w)
+        boxes = np.concatenate([xywh[keep, :2], xywh[keep, :2] + xywh[keep, 2:]], axis=1)
         prompts = Prompts(boxes=boxes)
         masks = single_output_masks(self.model, embed(), prompts)  # box prompt: one mask, as Grounded-SAM
-        return Candidates(masks=masks, boxes=boxes, quality=np.array([d[1] for d in dets]), prompts=prompts,
-                          category_ids=np.array([d[2] for d in dets], np.int64), source="detector")
-
-
-def load_detection_boxes(path: Path, min_score: float) -> dict[Any, list[tuple[list[float], float, int]]]:
-    """COCO results json -> {image_id: [(x0 y0 x1 y1, score, category_id)]}, best score first."""
-    if not path.is_file():
-        raise DataError(f"{path}: detections file not found")
-    try:
-        dets = json.loads(path.read_text())
-        out: dict[Any, list] = {}
-        for d in dets:
-            if float(d["score"]) < min_score:
-                continue
-            x, y, w, h = (float(v) for v in d["bbox"])
-            out.setdefault(d["image_id"], []).append(([x, y, x + w, y + h], float(d["score"]), int(d["category_id"])))
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise DataError(f"{path}: not a COCO results json (image_id, category_id, bbox, score): {exc}") from None
-    for v in out.values():
-        v.sort(key=lambda d: -d[1])
-    return out
+        return Candidates(masks=masks, boxes=boxes, quality=scores[keep], prompts=prompts, category_ids=cats[keep])
 
 
 def refine_at_centres(model: PromptableSegmenter, embedding: ImageEmbedding, cands: Candidates, choice: list[int],

@@ -22,17 +22,18 @@ import pandas as pd
 import torch
 
 from .clip import (CATEGORY_TEMPLATES, EXPRESSION_TEMPLATES, ClipScorer, check_templates, clip_identity,
-                    load_clip, write_tiny_clip)
+                    load_clip)
 from ...data.coco_results import encode_masks
 from ...data.types import ImageSample
 from ...errors import ConfigError, DataError
 from ...metrics.text import ciou, coco_mask_ap, giou, per_item_iou, precision_at
-from ...models.base import PromptableSegmenter, require
+from ...models.base import PromptableSegmenter
 from ...reference import paper
 from ...registry import TASKS
 from ...reporting.markdown import markdown_table
-from .candidates import (AmgCandidates, Candidates, CandidateSource, DetectorCandidates, coco_image_id,
-                               load_detection_boxes, refine_at_centres)
+from ...data.coco_meta import coco_image_id
+from ...data.coco_results import load_detections
+from .candidates import (AmgCandidates, Candidates, CandidateSource, DetectorCandidates, refine_at_centres)
 from ...engine.context import ImageResult, RunContext
 from ...reporting.entry import ReportEntry
 from ..base import Task
@@ -99,15 +100,8 @@ class TextTask(Task):
     name = "text"
     title = "Zero-shot text-to-mask (SAM + CLIP; sam-bench protocol)"
     Options = TextOptions
-    demo_models = ("tiny",)
-    demo_dataset = "demo"
+    paper_section = (7, 5)  # report order
 
-    @classmethod
-    def demo_options(cls, data_root: Path) -> dict[str, Any]:
-        clip_dir = write_tiny_clip(Path(data_root) / "tiny_clip")
-        # A random SAM predicts low IoU and stability and near-duplicate masks: keep every AMG mask.
-        return {"clip_checkpoint": str(clip_dir), "amg_points_per_side": 2, "amg_pred_iou_thresh": 0.0,
-                "amg_stability_score_thresh": 0.0, "amg_box_nms_thresh": 1.0}
 
     def __init__(self, options: TextOptions, scorer: Optional[Scorer] = None,
                  candidate_source: Optional[CandidateSource] = None) -> None:
@@ -156,14 +150,14 @@ class TextTask(Task):
 
     # ------------------------------------------------------------------ setup
     def setup(self, ctx: RunContext) -> None:
-        model = require(ctx.model, PromptableSegmenter, self.name)
-        has_expressions = callable(getattr(ctx.dataset, "expressions", None))
+        model: PromptableSegmenter = ctx.model  # type: ignore[assignment]  # runner checked Task.requires
+        has_expressions = bool(ctx.dataset.expressions())
         self.kind = {"auto": "expression" if has_expressions else "category",
                      "categories": "category", "expressions": "expression"}[self.options.phrases]
         if self.kind == "expression" and not has_expressions:
             raise ConfigError(f"dataset '{ctx.dataset.name}' has no referring expressions (phrases=expressions "
                               "needs a RefCOCO-format dataset)")
-        self.categories = {int(c["id"]): phrase_of(c["name"]) for c in getattr(ctx.dataset, "categories", None) or []}
+        self.categories = {int(c["id"]): phrase_of(c["name"]) for c in ctx.dataset.categories}
         if self.scorer is None:
             if self.options.rank_by == "detector":
                 self.scorer = DetectorScoreScorer()
@@ -177,10 +171,11 @@ class TextTask(Task):
         if isinstance(self.scorer, ClipScorer) and self.kind == "category" and self.categories:
             self.scorer.prepare(sorted(set(self.categories.values())), self.templates["category"])
         if self.options.candidates == "detector":
-            detections = load_detection_boxes(self._resolve(ctx, self.options.detections),
-                                              self.options.detector_min_score)
+            # The category check needs the dataset's categories; datasets without them (RefCOCO) skip it.
+            known = set(self.categories) or None
+            detections = load_detections(self._resolve(ctx, self.options.detections), known)
             if not self._injected_source:
-                self.candidate_source = DetectorCandidates(model, detections)
+                self.candidate_source = DetectorCandidates(model, detections, self.options.detector_min_score)
         elif not self._injected_source:
             from ...amg import AmgSettings, AutomaticMaskGenerator
 
@@ -251,7 +246,7 @@ class TextTask(Task):
         final = chosen.copy()
         if self.options.refine:
             with ctx.timed("refine"):
-                model = require(ctx.model, PromptableSegmenter, self.name)
+                model: PromptableSegmenter = ctx.model  # type: ignore[assignment]  # runner checked Task.requires
                 final = refine_at_centres(model, embed(), cands, choice, final)
         rows = self._rows(sample, queries, cands, scores, choice, chosen, final)
         payload: dict[str, Any] = {}
@@ -293,7 +288,7 @@ class TextTask(Task):
                 if key not in masks:
                     masks[key] = encode_masks((final[q] if rank == 0 else cands.masks[c])[None])[0]
                 dets.append([query.category_id, key, float(scores[q, c])])
-        return {"coco_image_id": coco_image_id(sample), "masks": masks, "detections": dets}
+        return {"coco_image_id": coco_image_id(sample, required=False), "masks": masks, "detections": dets}
 
     # ------------------------------------------------------------------ metrics
     def compute_metrics(self, ctx: RunContext, results: list[ImageResult]) -> dict[str, float]:
@@ -317,7 +312,7 @@ class TextTask(Task):
         return metrics
 
     def _mask_ap(self, ctx: RunContext, results: list[ImageResult]) -> dict[str, float]:
-        ann_file = getattr(ctx.dataset, "annotation_file", None)
+        ann_file = ctx.dataset.annotation_file
         image_ids = [r.payload["coco_image_id"] for r in results if r.payload.get("coco_image_id") is not None]
         if ann_file is None or not image_ids:
             return {}

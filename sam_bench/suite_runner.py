@@ -1,0 +1,162 @@
+"""`run --suite`: every task definition of a suite through the single-task runner.
+
+Each dataset is looked up at `DATA_DIR/<dataset>` unless `--data-root NAME=PATH` says otherwise. A
+dataset that is not there is skipped with one line (what was expected, where to get it); a task
+that raises is recorded as failed and the suite goes on. `OUT/suite.json` remembers what finished
+with which settings, so rerunning the same command redoes nothing finished; an interrupted task
+resumes image by image inside the single-task runner.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+from tqdm import tqdm
+
+from .config import RunConfig
+from .data.registry import load_dataset_config
+from .errors import ConfigError
+from .io import write_json
+from .metadata import locked, now
+from .taskdefs import SuiteItem, TaskDefinition, expand, get_suite
+
+log = logging.getLogger(__name__)
+STATE_FILE = "suite.json"
+
+
+@dataclass
+class SuiteSettings:
+    """One `run --suite` invocation: the suite, where data and results live, the run settings."""
+
+    suite: str
+    out: Path
+    model: Optional[str] = None  # None: the models the suite lists per task (the demo)
+    data_dir: Optional[Path] = None
+    data_roots: dict[str, Path] = field(default_factory=dict)  # --data-root NAME=PATH overrides
+    tasks: Optional[list[str]] = None  # --tasks a,b: a part of the suite
+    limit: Optional[int] = None  # per dataset
+    run: dict[str, Any] = field(default_factory=dict)  # checkpoint, model_args, device, precision, ...
+
+
+@dataclass
+class Outcome:
+    definition: str
+    dataset: str
+    model: str
+    status: str  # ran | done (finished earlier) | skipped | failed
+    detail: str = ""
+
+
+def plan(settings: SuiteSettings) -> list[SuiteItem]:
+    """The suite's task definitions, narrowed by --tasks (names of definitions in the suite)."""
+    items = expand(settings.suite)
+    if settings.tasks:
+        known = {i.definition.name for i in items}
+        unknown = [t for t in settings.tasks if t not in known]
+        if unknown:
+            raise ConfigError(f"--tasks: {', '.join(unknown)} not in suite '{settings.suite}'; "
+                              f"its tasks: {', '.join(sorted(known))}")
+        items = [i for i in items if i.definition.name in settings.tasks]
+    return items
+
+
+def dataset_root(definition: TaskDefinition, settings: SuiteSettings) -> Optional[Path]:
+    if definition.dataset in settings.data_roots:
+        return Path(settings.data_roots[definition.dataset]).expanduser()
+    return None if settings.data_dir is None else Path(settings.data_dir).expanduser() / definition.dataset
+
+
+def missing_reason(definition: TaskDefinition, root: Optional[Path]) -> str:
+    """One line: the dataset that is not there, what its folder holds, where to get it."""
+    cfg = load_dataset_config(definition.dataset)
+    expected = next((line.strip() for line in cfg.layout.splitlines() if line.strip()), "its files")
+    where = f"not found at {root}" if root else "no --data-dir or --data-root given"
+    homepage = cfg.homepage.split("#")[0].strip() or "its homepage"
+    return f"dataset '{definition.dataset}' {where} (expected e.g. {expected}); get it from {homepage}"
+
+
+def stamp(cfg: RunConfig, definition: TaskDefinition) -> str:
+    """What must be unchanged for a finished task to count as done on a rerun."""
+    ident = {"definition": definition.identity(), "protocol": definition.protocol, "options": cfg.options,
+             "split": cfg.split, "model": cfg.model, "checkpoint": cfg.checkpoint, "model_args": cfg.model_args,
+             "limit": cfg.limit, "seed": cfg.seed, "precision": cfg.precision, "data_root": cfg.data_root}
+    return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def run_suite(settings: SuiteSettings) -> list[Outcome]:
+    """Run every planned (task definition, model); returns one outcome each, in plan order."""
+    from .runner import run
+
+    items = plan(settings)
+    jobs = []
+    for item in items:
+        models = [settings.model] if settings.model else list(item.models)
+        if not models:
+            raise ConfigError(f"suite '{settings.suite}': task '{item.definition.name}' names no models; give --model")
+        jobs += [(item.definition, model) for model in models]
+    several = settings.model is None and len({m for _, m in jobs}) > 1
+    outcomes: list[Outcome] = []
+    rank0 = int(os.environ.get("RANK", "0")) == 0
+    bar = tqdm(jobs, desc=f"suite {settings.suite}", unit="task", disable=not rank0 or None, position=0,
+               dynamic_ncols=True)
+    for definition, model in bar:
+        bar.set_postfix_str(f"{definition.name} / {definition.dataset} [{model}]")
+        out = settings.out / model if several else settings.out
+        outcome = _run_one(definition, model, out, settings, run)
+        outcomes.append(outcome)
+        if outcome.status == "failed" and rank0:
+            tqdm.write(f"{outcome.status}: {definition.name} [{model}]: {outcome.detail}")
+    bar.close()
+    return outcomes
+
+
+def _run_one(definition: TaskDefinition, model: str, out: Path, settings: SuiteSettings, run: Any) -> Outcome:
+    root = dataset_root(definition, settings)
+    if root is None or not root.is_dir():
+        return Outcome(definition.name, definition.dataset, model, "skipped", missing_reason(definition, root))
+    data_dir = Path(settings.data_dir).expanduser() if settings.data_dir else root.parent
+    cfg = RunConfig(**{**settings.run, "task": definition.protocol, "model": model, "dataset": definition.dataset,
+                       "out": str(out), "data_root": str(root), "split": definition.split, "limit": settings.limit,
+                       "options": definition.resolved_options(root, data_dir), "name": definition.name,
+                       "definition": definition.identity()})
+    key, mark = f"{definition.name}/{definition.dataset}", stamp(cfg, definition)
+    state = _read_state(out)
+    finished = (out / definition.name / definition.dataset / "metrics.json").exists()
+    if not cfg.fresh and finished and state.get(key, {}).get("stamp") == mark and state[key]["status"] == "ran":
+        return Outcome(definition.name, definition.dataset, model, "done", "finished earlier with these settings")
+    t0 = time.perf_counter()
+    try:
+        run(cfg)
+        outcome = Outcome(definition.name, definition.dataset, model, "ran", f"{time.perf_counter() - t0:.0f} s")
+    except Exception as exc:  # bad data, settings or a crash in one task: recorded, the suite goes on
+        log.debug("task %s failed", key, exc_info=True)
+        outcome = Outcome(definition.name, definition.dataset, model, "failed",
+                          f"{type(exc).__name__}: {' '.join(str(exc).split())}")
+    if int(os.environ.get("RANK", "0")) == 0:
+        with locked(out):
+            state = _read_state(out)
+            state[key] = {"stamp": mark, "status": outcome.status, "detail": outcome.detail, "model": model,
+                          "suite": settings.suite, "time": now()}
+            write_json(out / STATE_FILE, state)
+    return outcome
+
+
+def _read_state(out: Path) -> dict[str, Any]:
+    path = out / STATE_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def summary_lines(suite: str, outcomes: list[Outcome]) -> list[str]:
+    """The closing summary: counts, then one line per task that did not run now."""
+    count = {s: sum(o.status == s for o in outcomes) for s in ("ran", "done", "skipped", "failed")}
+    lines = [f"suite {suite}: planned {len(outcomes)}, ran {count['ran']}, already done {count['done']}, "
+             f"skipped {count['skipped']}, failed {count['failed']}"]
+    lines += [f"  {o.status}: {o.definition} [{o.model}]: {o.detail}" for o in outcomes
+              if o.status in ("skipped", "failed")]
+    return lines
