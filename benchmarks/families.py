@@ -81,6 +81,47 @@ def hf_family(class_name: str, directory: Path, images, n_prompts: int) -> float
     return bench(f"hf {class_name}", adapter, set_image, per_prompt, images, n_prompts)
 
 
+def sam2_family(directory: Path, images, n_prompts: int) -> float:
+    from sam2.build_sam import build_sam2
+    from sam2.sam2_image_predictor import SAM2ImagePredictor
+
+    from sam_bench.models.sam2_model import build_sam2_model
+
+    torch.manual_seed(0)
+    path = directory / "sam2.1_hiera_tiny.pt"
+    torch.save({"model": build_sam2("configs/sam2.1/sam2.1_hiera_t.yaml", ckpt_path=None, device="cpu")
+                .state_dict()}, path)
+    model = build_sam2_model(str(path))
+    predictor = SAM2ImagePredictor(model.model)
+    return bench("sam2 hiera_t", model, predictor.set_image,
+                 lambda pts, i: predictor.predict(pts[i], np.ones(1, int), multimask_output=True),
+                 images, n_prompts)
+
+
+def sam3_family(directory: Path, images, n_prompts: int) -> float:
+    from PIL import Image
+    from sam3.model.sam3_image_processor import Sam3Processor
+
+    from sam_bench.models.sam3_build import Sam3Architecture, build_sam3, to_official_layout
+    from sam_bench.models.sam3_model import build_sam3_model
+
+    torch.manual_seed(0)
+    path = directory / "sam3_small.pt"
+    small = Sam3Architecture(vit_dim=64, vit_depth=4, vit_heads=1, vit_mlp_ratio=4.0, vit_global_blocks=(1, 3),
+                             text_width=64, text_layers=2)
+    torch.save(to_official_layout(build_sam3(small)), path)
+    model = build_sam3_model(str(path))
+    processor, state = Sam3Processor(model.sam3, device="cpu"), {}
+
+    def set_image(image):
+        state.update(processor.set_image(Image.fromarray(image)))
+
+    return bench("sam3 small ViT", model, set_image,
+                 lambda pts, i: model.sam3.predict_inst(state, point_coords=pts[i], point_labels=np.ones(1, int),
+                                                        multimask_output=True),
+                 images, n_prompts)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--images", type=int, default=1)
@@ -119,6 +160,12 @@ def main() -> None:
                                           args.prompts))
         except ImportError as exc:
             print(f"[mobile_sam] skipped: {exc}")
+        for family, run_family in (("sam2", sam2_family), ("sam3", sam3_family)):
+            try:
+                __import__(family)
+                runs.append(lambda f=run_family: f(tmp, images, args.prompts))
+            except ImportError as exc:
+                print(f"[{family}] skipped: {exc}")
         try:
             import transformers  # noqa: F401
 

@@ -24,7 +24,8 @@ class Backend:
 
 
 BACKENDS: dict[str, Backend] = {
-    "sam2": Backend("sam2", "sam2, hydra-core and iopath", "sam2"),
+    # sam2 must be built with SAM2_BUILD_CUDA=0 pip install --no-build-isolation (see .ci/run).
+    "sam2": Backend("sam2", "sam2, hydra-core and iopath (SAM2_BUILD_CUDA=0, --no-build-isolation)", "sam2"),
     "sam3": Backend("sam3", "sam3 and psutil", "sam3", needs=("psutil",)),
 }
 

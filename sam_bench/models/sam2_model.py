@@ -28,11 +28,10 @@ from ..errors import CheckpointError, ConfigError
 from ..registry import MODELS
 from .base import PromptableSegmenter
 from .args import convert_model_args, to_bool
-from .backends import declare_backend, import_backend
+from .backends import import_backend
 from .details import model_details
 from .sam import default_batch_size
 
-declare_backend("sam2", "sam2", "sam2 (built with SAM2_BUILD_CUDA=0 pip install --no-build-isolation)", "sam2")
 LOGIT_CLAMP = 32.0  # SAM2ImagePredictor._predict clamps the low-res logits it returns
 # Hiera trunk (patch-embed width, number of blocks) -> config size suffix of the released models.
 HIERA_SIZES = {(96, 12): "t", (96, 16): "s", (112, 24): "b+", (144, 48): "l"}

@@ -25,12 +25,10 @@ from ..core.types import ImageEmbedding, ModelInfo
 from ..errors import CheckpointError, ConfigError
 from ..registry import MODELS
 from .args import convert_model_args
-from .backends import declare_backend, import_backend
+from .backends import import_backend
 from .details import model_details
 from .sam2_model import Sam2Segmenter
 
-# sam3 0.1.4 imports psutil without declaring it.
-declare_backend("sam3", "sam3", "sam3 and psutil", "sam3", needs=("psutil",))
 
 
 def load_sam3(path: str, device: torch.device) -> tuple[torch.nn.Module, dict]:
