@@ -11,7 +11,7 @@ import torch
 from sam_bench.core.types import Decoded, ImageEmbedding, ModelInfo, Prompts
 from sam_bench.errors import ConfigError
 from sam_bench.models.base import PromptableSegmenter
-from sam_bench.models.family import check_model_args
+from sam_bench.models.args import convert_model_args
 from sam_bench.registry import MODELS
 
 
@@ -49,9 +49,5 @@ def build(checkpoint: str | None = None, device: torch.device = torch.device("cp
           batch_size: int | None = None, **model_args: str) -> DiskSegmenter:
     if checkpoint:
         raise ConfigError(f"model 'toy_disk' has no weights; got --checkpoint {checkpoint}")
-    check_model_args("toy_disk", model_args, ("radius",))
-    try:
-        radius = float(model_args.get("radius", 20.0))
-    except ValueError:
-        raise ConfigError(f"model 'toy_disk': --model-args radius must be a number, got {model_args['radius']!r}") from None
+    radius = convert_model_args("toy_disk", model_args, {"radius": (float, 20.0)})["radius"]
     return DiskSegmenter(radius)
