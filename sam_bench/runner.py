@@ -23,22 +23,23 @@ from tqdm import tqdm
 from .config import RunConfig, build_options
 from .core.cache import EmbeddingCache
 from .core.device import resolve_device
+from .core.preflight import ensure_writable
 from .data.prefetch import prefetch
 from .data.registry import open_dataset
-from .errors import DataError, SamBenchError
-from .io import atomic_write, write_json
-from .metadata import locked, now
-from .plugins import load_plugins
+from .engine.context import ImageResult, RunContext
 from .engine.eta import EtaLog
 from .engine.lock import TaskLock
-from .engine.preflight import ensure_writable
 from .engine.progress import ProgressStore
-from .engine.staging import RECORD_FILE, Staging, publish_record
+from .engine.staging import RECORD_FILE, Staging
+from .errors import DataError, SamBenchError
+from .io import atomic_write, write_json
+from .metadata import locked, now, read_run_json, record_task_run
 from .models.base import EdgeDetector, Model, PromptableSegmenter, require
 from .models.cached import CachedSegmenter
 from .models.checked import FiniteOutputs
+from .plugins import load_plugins
 from .registry import MODELS, TASKS
-from .engine.context import ImageResult, RunContext
+from .reporting.writer import write_report
 
 log = logging.getLogger(__name__)
 
@@ -214,3 +215,17 @@ def write_items(path: Path, results: list[ImageResult]) -> None:
     rows = [{"image_id": r.image_id, **row} for r in results for row in r.rows]
     frame = pd.DataFrame(rows)
     atomic_write(path, lambda f: frame.to_csv(f, index=False))
+
+
+def publish_record(out_dir: Path, key: str, task_dir: Path, only_if_stale: bool = False) -> None:
+    """Copy the task folder's record into run.json and rebuild report.md, so both describe the
+    results on disk (`only_if_stale`: skip when run.json already agrees)."""
+    path = task_dir / RECORD_FILE
+    if not path.exists():
+        return
+    record = json.loads(path.read_text())
+    with locked(out_dir):
+        if only_if_stale and read_run_json(out_dir).get("tasks", {}).get(key) == record:
+            return
+        record_task_run(out_dir, key, record)
+        write_report([out_dir], out_dir / "report.md")

@@ -24,7 +24,7 @@ from .data.registry import load_dataset_config
 from .errors import ConfigError
 from .io import write_json
 from .metadata import locked, now
-from .taskdefs import SuiteItem, TaskDefinition, expand, get_suite
+from .taskdefs import SuiteItem, TaskDefinition, expand
 
 log = logging.getLogger(__name__)
 STATE_FILE = "suite.json"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -62,7 +63,7 @@ def make_sample(masks, ignore=None) -> ImageSample:
 
 
 def make_ctx(model, tmp_path) -> RunContext:
-    return RunContext(model=model, dataset=None, out_dir=tmp_path, device=torch.device("cpu"),
+    return RunContext(model=model, dataset=SimpleNamespace(name="test"), out_dir=tmp_path, device=torch.device("cpu"),
                       config=RunConfig(task="point", model="m", dataset="d"))
 
 

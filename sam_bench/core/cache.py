@@ -40,7 +40,7 @@ class EmbeddingCache:
     """
 
     def __init__(self, root: str | Path) -> None:
-        from ..engine.preflight import writable
+        from .preflight import writable
 
         self.root = Path(root)
         try:

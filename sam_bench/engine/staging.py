@@ -105,20 +105,3 @@ def _fsync_dir(path: Path) -> None:
 
 
 RECORD_FILE = "run_record.json"  # the task's run.json record, kept with the results it describes
-
-
-def publish_record(out_dir: Path, key: str, task_dir: Path, only_if_stale: bool = False) -> None:
-    """Copy the task folder's record into run.json and rebuild report.md, so both describe the
-    results on disk (`only_if_stale`: skip when run.json already agrees)."""
-    from ..metadata import locked, read_run_json, record_task_run
-    from ..reporting.writer import write_report
-
-    path = task_dir / RECORD_FILE
-    if not path.exists():
-        return
-    record = json.loads(path.read_text())
-    with locked(out_dir):
-        if only_if_stale and read_run_json(out_dir).get("tasks", {}).get(key) == record:
-            return
-        record_task_run(out_dir, key, record)
-        write_report([out_dir], out_dir / "report.md")

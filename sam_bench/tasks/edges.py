@@ -17,7 +17,6 @@ from typing import Any
 import cv2
 import numpy as np
 import pandas as pd
-import torch
 
 from ..data.types import ImageSample
 from ..core.edge_maps import (BOUNDARY_MODES, NMS_METHODS, NORMALIZATIONS, edge_nms, mask_edge_map,
@@ -27,6 +26,7 @@ from ..io import atomic_write, write_json
 from ..metrics.bsds import (BoundaryEvalParams, BoundaryMetrics, EvalItem, EvalStats, evaluate_counts,
                              summarize)
 from ..models.base import EdgeDetector, PromptableSegmenter
+from ..models.upsampling import upsampled_chunks
 from ..reference import paper
 from ..registry import TASKS
 from ..reporting.markdown import markdown_table
@@ -34,7 +34,6 @@ from ..engine.context import ImageResult, RunContext
 from ..reporting.entry import ReportEntry
 from .base import Task
 
-UPSAMPLE_CHUNK = 32  # masks upsampled to image size at a time (memory: 32 x H x W floats)
 METRICS = ("ODS", "OIS", "AP", "R50")
 
 
@@ -126,9 +125,7 @@ class EdgesTask(Task):
         with ctx.timed("edge_map"):
             low_res = generated.low_res_logits
             edge = np.zeros(image.shape[:2], np.float32)
-            for start in range(0, len(low_res), UPSAMPLE_CHUNK):
-                with torch.no_grad():
-                    logits = model.upsample(generated.embedding or embedding, low_res[start:start + UPSAMPLE_CHUNK])
+            for _, logits in upsampled_chunks(model, generated.embedding or embedding, low_res):
                 np.maximum(edge, mask_edge_map(logits[:, 0].float().cpu().numpy(), model.mask_threshold,
                                                o.boundary, o.boundary_width, o.sobel_ksize), out=edge)
             edge = normalize_edges(edge, o.normalize)

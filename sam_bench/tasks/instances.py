@@ -29,6 +29,7 @@ from ..detect.detectron2 import Detectron2Boxes
 from ..errors import ConfigError, DataError
 from ..metrics.coco import SegmEvaluator, image_ground_truth
 from ..models.base import PromptableSegmenter
+from ..models.upsampling import upsampled_chunks
 from ..reference import paper, peers
 from ..registry import TASKS
 from ..reporting.markdown import markdown_table
@@ -39,7 +40,6 @@ from .base import Task
 
 BOX_SOURCES = ("detections", "gt")
 SCORES = ("detector", "predicted_iou", "detector_x_predicted_iou")
-UPSAMPLE_CHUNK = 16  # masks upsampled to image size at a time (bounds memory on 300-box images)
 
 
 @dataclass
@@ -180,8 +180,7 @@ class InstancesTask(Task):
                                      multimask=False)
         rles = []
         with ctx.timed("postprocess"):
-            for start in range(0, len(xyxy), UPSAMPLE_CHUNK):
-                logits = model.upsample(embedding, final.low_res_logits[start:start + UPSAMPLE_CHUNK])
+            for _, logits in upsampled_chunks(model, embedding, final.low_res_logits):
                 rles += encode_masks((logits[:, 0] > model.mask_threshold).cpu().numpy())
         return rles, final.iou_predictions[:, 0].float().cpu().numpy().astype(np.float64)
 

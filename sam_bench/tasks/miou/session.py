@@ -20,11 +20,11 @@ from ...core.timing import StageTimers
 from ...core.types import ImageEmbedding, Prompts
 from ...metrics.boundary import boundary_iou, boundary_width, mask_boundary
 from ...models.base import PromptableSegmenter
+from ...models.upsampling import upsampled_chunks
 from ...prompts.clicks import Click, center_click, next_click, random_click
 
 PROMPTS = ("box", "center", "random", "box+center")
 MASK_CHOICES = ("predicted_iou", "single", "oracle")
-UPSAMPLE_ELEMENTS = 1 << 25  # full-resolution logits upsampled at once (128 MiB of float32)
 
 
 @dataclass
@@ -118,13 +118,9 @@ def _score(model: PromptableSegmenter, embedding: ImageEmbedding, low_res: torch
 
     Candidates are upsampled in chunks that bound memory; IoUs are counted on the decoder's device.
     """
-    n, m = low_res.shape[:2]
-    h, w = embedding.original_size
-    step = max(1, UPSAMPLE_ELEMENTS // (m * h * w))
     ious, preds, kept = [], [], []
-    for start in range(0, n, step):
-        sl = slice(start, start + step)
-        pred = model.upsample(embedding, low_res[sl]) > model.mask_threshold  # (c, M, H, W)
+    for sl, logits in upsampled_chunks(model, embedding, low_res):
+        pred = logits > model.mask_threshold  # (c, M, H, W)
         gt = torch.from_numpy(np.stack([gts[k] for k in objects[sl]])).to(pred.device)[:, None]
         if valid is not None:  # ground truth and prediction both without void, as the point task
             valid_t = torch.from_numpy(valid).to(pred.device)

@@ -29,6 +29,7 @@ from ...errors import ConfigError, DataError
 from ...metrics.boundary import boundary_iou, boundary_width, mask_boundary
 from ...metrics.point import REPORT_CLICKS, iou_matrix, miou_curve, point_metrics
 from ...models.base import PromptableSegmenter
+from ...models.upsampling import upsampled_chunks
 from ...prompts.clicks import Click, center_click, next_click, random_click
 from ...registry import TASKS
 from ...engine.context import ImageResult, RunContext
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 
 FIRST_CLICKS = ("center", "random")
 # Full-resolution mask elements upsampled at once (128 MiB of float32 logits).
-UPSAMPLE_ELEMENTS = 1 << 25
+
 
 
 @dataclass
@@ -82,13 +83,9 @@ def masks_and_ious(model: PromptableSegmenter, embedding: ImageEmbedding, low_re
                    gt: GroundTruth, objects: list[int], keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """IoU (A, M) of every candidate of objects[a] against its ground truth, void pixels excluded,
     and the full-res candidate keep[a] of each as (A, H, W) bool numpy. Upsampled in chunks."""
-    n, m = low_res.shape[:2]
-    h, w = embedding.original_size
-    step = max(1, UPSAMPLE_ELEMENTS // (m * h * w))
     ious, kept = [], []
-    for start in range(0, n, step):
-        sl = slice(start, start + step)
-        pred = model.upsample(embedding, low_res[sl]) > model.mask_threshold
+    for sl, logits in upsampled_chunks(model, embedding, low_res):
+        pred = logits > model.mask_threshold
         if gt.valid is not None:
             pred &= gt.valid
         index = torch.as_tensor(objects[sl], device=pred.device)

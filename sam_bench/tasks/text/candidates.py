@@ -17,6 +17,7 @@ from ...data.coco_meta import coco_image_id
 from ...data.coco_results import DetectionIndex
 from ...data.types import ImageSample
 from ...models.base import PromptableSegmenter
+from ...models.upsampling import upsampled_chunks
 from ...prompts.clicks import center_click
 from ...engine.context import RunContext
 
@@ -46,7 +47,8 @@ def empty_candidates(h: int, w: int) -> Candidates:
 def single_output_masks(model: PromptableSegmenter, embedding: ImageEmbedding, prompts: Prompts) -> np.ndarray:
     """One decoder pass without multimask output -> (B, H, W) bool masks at image size."""
     decoded = model.decode(embedding, prompts, multimask=False)
-    return (model.upsample(embedding, decoded.low_res_logits)[:, 0] > model.mask_threshold).cpu().numpy()
+    return np.concatenate([(logits[:, 0] > model.mask_threshold).cpu().numpy()
+                           for _, logits in upsampled_chunks(model, embedding, decoded.low_res_logits)])
 
 
 class AmgCandidates:
