@@ -221,7 +221,7 @@ def test_iter_json_array_streams_across_chunk_borders(tmp_path):
 
 
 @pytest.mark.parametrize("content, message", [
-    ('{"annotations": []}', "expected a json array"),
+    ('{"annotations": []}', "not a JSON array of detections"),
     ('[{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 0.5}, {"image_id": 1', "truncated"),
     ('[{"image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1], "score": 0.5}, {"image_id": 2, "bbox": [0, 0, 1, 1], '
      '"score": 1}]', "record 1: missing category_id"),
