@@ -112,3 +112,16 @@ def random_click(gt: np.ndarray, ignore: Optional[np.ndarray], rng: np.random.Ge
         return None
     i = int(rng.integers(ys.size))
     return Click(int(xs[i]), int(ys[i]), True)
+
+
+def add_corrective_clicks(gts: list[np.ndarray], preds: list[Optional[np.ndarray]], ignore: Optional[np.ndarray],
+                          click_lists: list[list[Click]], active: list[int]) -> list[int]:
+    """One RITM click for each active object against its previous mask, appended to its click list.
+    Returns the objects that got one: an object with no error pixel left keeps its mask and drops out."""
+    still = []
+    for k in active:
+        click = next_click(gts[k], preds[k], ignore, [(c.x, c.y) for c in click_lists[k]])
+        if click is not None:
+            click_lists[k].append(click)
+            still.append(k)
+    return still

@@ -21,7 +21,7 @@ from ...core.types import ImageEmbedding, Prompts
 from ...metrics.boundary import boundary_iou, boundary_width, mask_boundary
 from ...models.base import PromptableSegmenter
 from ...models.upsampling import upsampled_chunks
-from ...prompts.clicks import Click, center_click, next_click, random_click
+from ...prompts.clicks import Click, add_corrective_clicks, center_click, random_click
 
 PROMPTS = ("box", "center", "random", "box+center")
 MASK_CHOICES = ("predicted_iou", "single", "oracle")
@@ -82,14 +82,7 @@ def prompted_session(model: PromptableSegmenter, embedding: ImageEmbedding, gts:
     for round_ in range(1, clicks + 1):
         if round_ > 1:
             with timed("clicks"):
-                still = []
-                for k in active:
-                    done = [(c.x, c.y) for c in results[k].clicks]
-                    click = next_click(gts[k], pred_masks[k], ignore, done)
-                    if click is not None:  # None: no error pixel left; the mask stays as it is
-                        results[k].clicks.append(click)
-                        still.append(k)
-                active = still
+                active = add_corrective_clicks(gts, pred_masks, ignore, [r.clicks for r in results], active)
             if not active:
                 break
         points = labels = None

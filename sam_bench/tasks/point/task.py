@@ -30,7 +30,7 @@ from ...metrics.boundary import boundary_iou, boundary_width, mask_boundary
 from ...metrics.point import REPORT_CLICKS, iou_matrix, miou_curve, point_metrics
 from ...models.base import PromptableSegmenter
 from ...models.upsampling import upsampled_chunks
-from ...prompts.clicks import Click, center_click, next_click, random_click
+from ...prompts.clicks import Click, add_corrective_clicks, center_click, random_click
 from ...registry import TASKS
 from ...engine.context import ImageResult, RunContext
 from ...reporting.entry import ReportEntry
@@ -122,14 +122,7 @@ def interactive_session(model: PromptableSegmenter, embedding: ImageEmbedding, g
     for round_ in range(1, max_clicks + 1):
         if round_ > 1:
             with timed("clicks"):
-                still = []
-                for k in active:
-                    clicked = [(c.x, c.y) for c in traces[k].clicks]
-                    click = next_click(gts[k], pred_masks[k], ignore, clicked)
-                    if click is not None:  # None: no error pixel left; the mask stays as it is
-                        traces[k].clicks.append(click)
-                        still.append(k)
-                active = still
+                active = add_corrective_clicks(gts, pred_masks, ignore, [t.clicks for t in traces], active)
             if not active:
                 break
         points = np.array([[(c.x, c.y) for c in traces[k].clicks] for k in active], dtype=np.float64)
