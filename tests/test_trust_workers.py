@@ -106,3 +106,36 @@ def test_runs_without_a_terminal_log_the_time_left(caplog, monkeypatch):
         log.step()  # first image: 10 s -> 99 images left
         log.step()  # within the minute: quiet
     assert caplog.messages == ["point/demo: 1/100 images, 10.0 s per image, about 16 min 30 s left"]
+
+
+def test_loader_workers_die_with_a_killed_run(synthetic_roots, tmp_path):
+    """`kill -9` of a run must not leave its DataLoader workers (same command line) behind."""
+    out = tmp_path / "killed"
+    args = [sys.executable, str(ROOT / "run_bench.py"), "run", "--task", "point", "--model", "tiny",
+            "--dataset", "demo", "--data-root", str(synthetic_roots["demo"]), "--out", str(out),
+            "--device", "cpu", "--workers", "1"]
+    run = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def loader_workers() -> list[int]:
+        found = []
+        for proc in Path("/proc").iterdir():
+            if proc.name.isdigit() and int(proc.name) != run.pid:
+                try:
+                    cmdline = (proc / "cmdline").read_bytes()
+                except OSError:
+                    continue
+                if str(out).encode() in cmdline:
+                    found.append(int(proc.name))
+        return found
+
+    deadline = time.time() + 120
+    while time.time() < deadline and run.poll() is None and not loader_workers():
+        time.sleep(0.05)
+    workers = loader_workers()
+    assert run.poll() is None and workers, "the run should be loading images with a worker"
+    run.send_signal(signal.SIGKILL)
+    run.wait()
+    deadline = time.time() + 10
+    while time.time() < deadline and any(_alive(p) for p in workers):
+        time.sleep(0.1)
+    assert not any(_alive(p) for p in workers), "loader workers outlived their killed run"

@@ -13,6 +13,8 @@ samples are processed, and in what order, does not change: numbers are those of 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import os
 from typing import Any, Iterator, Sequence
 
 import numpy as np
@@ -20,6 +22,7 @@ import torch
 from torch.utils.data import DataLoader
 from torch.utils.data import Dataset as TorchDataset
 
+from ..core.workers import die_with_parent
 from ..errors import ConfigError, SamBenchError
 from ..models.base import Model
 from .types import Dataset, ImageSample
@@ -62,8 +65,11 @@ def prefetch(dataset: Dataset, indices: Sequence[int], model: Model, workers: in
         raise ConfigError(f"--workers {workers} / --encode-batch {encode_batch}: need workers >= 0, encode batch >= 1")
     loading = _Loading(dataset, indices, model)
     if workers > 0:
+        # A run killed with SIGKILL cannot stop its loader workers: they must go with it (each holds
+        # a copy of the run's memory; left alone they were seen sleeping on for hours).
         items = iter(DataLoader(loading, batch_size=None, shuffle=False, num_workers=workers,
-                                prefetch_factor=2, persistent_workers=False))
+                                prefetch_factor=2, persistent_workers=False,
+                                worker_init_fn=functools.partial(_die_with_run, os.getpid())))
     else:
         items = (loading[i] for i in range(len(loading)))
     segmenter = model if getattr(model, "prepare_image", None) is not None else None
@@ -96,3 +102,8 @@ def _hand_out(segmenter: Any, group: list[tuple[ImageSample, Any]],
             yield sample
     finally:
         segmenter.clear_preloaded()  # a cache hit never asks for them: do not hold them on
+
+
+def _die_with_run(run_pid: int, worker_id: int) -> None:
+    """DataLoader worker initializer: the worker ends as soon as the run process is gone."""
+    die_with_parent(run_pid)
