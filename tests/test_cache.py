@@ -62,3 +62,16 @@ def test_corrupt_entry_is_recomputed_and_no_temp_files_left(tmp_path, tiny_model
     again = ctx2.embed(image)
     assert ctx2.model.cache.misses == 1 and torch.equal(first.features["image_embed"], again.features["image_embed"])
     assert not list(tmp_path.rglob("*.tmp"))  # no temporary file left behind
+
+
+def test_wrappers_keep_the_inner_models_capabilities(tmp_path, tiny_model):
+    """The class default (3 masks under multimask) must not shadow a model that returns one (HQ-SAM)."""
+    from sam_bench.models.checked import FiniteOutputs
+
+    tiny_model.masks_per_multimask_output = 1
+    try:
+        for wrapped in (FiniteOutputs(tiny_model), CachedSegmenter(FiniteOutputs(tiny_model), EmbeddingCache(tmp_path))):
+            assert wrapped.masks_per_multimask_output == 1
+            assert wrapped.cache_fingerprint == tiny_model.cache_fingerprint
+    finally:
+        del tiny_model.masks_per_multimask_output

@@ -8,6 +8,7 @@ needs fails with a message naming both, not an AttributeError.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import Any
 
 import numpy as np
 import torch
@@ -46,6 +47,31 @@ class PromptableSegmenter(Model):
     @abstractmethod
     def upsample(self, embedding: ImageEmbedding, low_res_logits: torch.Tensor) -> torch.Tensor:
         """(B, M, h, w) low-res logits -> (B, M, H, W) logits at the original image size."""
+
+
+class SegmenterWrapper(PromptableSegmenter):
+    """A segmenter around another (cache, output checks): every stage and attribute is the inner
+    one's unless a subclass overrides it."""
+
+    def __init__(self, inner: PromptableSegmenter) -> None:
+        self.inner = inner
+        self.info = inner.info
+        # PromptableSegmenter's class-level defaults would shadow __getattr__: take the inner values.
+        self.mask_threshold = inner.mask_threshold
+        self.masks_per_multimask_output = inner.masks_per_multimask_output
+        self.cache_fingerprint = inner.cache_fingerprint
+
+    def __getattr__(self, name: str) -> Any:  # capabilities and settings of the wrapped model
+        return getattr(self.inner, name)
+
+    def encode(self, image: np.ndarray) -> ImageEmbedding:
+        return self.inner.encode(image)
+
+    def decode(self, embedding: ImageEmbedding, prompts: Prompts, multimask: bool) -> Decoded:
+        return self.inner.decode(embedding, prompts, multimask)
+
+    def upsample(self, embedding: ImageEmbedding, low_res_logits: torch.Tensor) -> torch.Tensor:
+        return self.inner.upsample(embedding, low_res_logits)
 
 
 class EdgeDetector(Model):

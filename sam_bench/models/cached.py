@@ -6,29 +6,20 @@ fp16, so a miss is rounded through fp16 too: a hit and a miss then decode exactl
 """
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 
 from ..core.cache import EmbeddingCache
-from ..core.types import Decoded, ImageEmbedding, Prompts
-from .base import PromptableSegmenter
+from ..core.types import ImageEmbedding
+from .base import PromptableSegmenter, SegmenterWrapper
 
 
-class CachedSegmenter(PromptableSegmenter):
+class CachedSegmenter(SegmenterWrapper):
     def __init__(self, inner: PromptableSegmenter, cache: EmbeddingCache) -> None:
         if inner.cache_fingerprint is None:
             raise ValueError("a segmenter without cache_fingerprint cannot be cached")
-        self.inner = inner
+        super().__init__(inner)
         self.cache = cache
-        self.info = inner.info
-        self.cache_fingerprint = inner.cache_fingerprint
-        self.mask_threshold = inner.mask_threshold
-        self.masks_per_multimask_output = inner.masks_per_multimask_output
-
-    def __getattr__(self, name: str) -> Any:  # capabilities and settings of the wrapped model
-        return getattr(self.inner, name)
 
     def encode(self, image: np.ndarray) -> ImageEmbedding:
         key = self.cache.key(self.cache_fingerprint, image)
@@ -39,12 +30,6 @@ class CachedSegmenter(PromptableSegmenter):
         embedding = round_to_fp16(self.inner.encode(image))
         self.cache.store_embedding(key, embedding, self.cache_fingerprint)
         return embedding
-
-    def decode(self, embedding: ImageEmbedding, prompts: Prompts, multimask: bool) -> Decoded:
-        return self.inner.decode(embedding, prompts, multimask)
-
-    def upsample(self, embedding: ImageEmbedding, low_res_logits: torch.Tensor) -> torch.Tensor:
-        return self.inner.upsample(embedding, low_res_logits)
 
 
 def round_to_fp16(embedding: ImageEmbedding) -> ImageEmbedding:

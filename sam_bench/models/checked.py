@@ -5,26 +5,15 @@ silent 0. Checking each embedding and decoder batch costs one reduction per tens
 """
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 
 from ..core.types import Decoded, ImageEmbedding, Prompts
 from ..errors import CheckpointError
-from .base import PromptableSegmenter
+from .base import SegmenterWrapper
 
 
-class FiniteOutputs(PromptableSegmenter):
-    def __init__(self, inner: PromptableSegmenter) -> None:
-        self.inner = inner
-        self.info = inner.info
-        self.cache_fingerprint = inner.cache_fingerprint
-        self.mask_threshold = inner.mask_threshold
-
-    def __getattr__(self, name: str) -> Any:  # capabilities and settings of the wrapped model
-        return getattr(self.inner, name)
-
+class FiniteOutputs(SegmenterWrapper):
     def encode(self, image: np.ndarray) -> ImageEmbedding:
         embedding = self.inner.encode(image)
         features = embedding.features if isinstance(embedding.features, dict) else {}  # weight-free: no tensors
@@ -37,9 +26,6 @@ class FiniteOutputs(PromptableSegmenter):
         self._check(decoded.low_res_logits, "mask logits")
         self._check(decoded.iou_predictions, "predicted IoUs")
         return decoded
-
-    def upsample(self, embedding: ImageEmbedding, low_res_logits: torch.Tensor) -> torch.Tensor:
-        return self.inner.upsample(embedding, low_res_logits)
 
     def _check(self, tensor: object, what: str) -> None:
         if isinstance(tensor, torch.Tensor) and tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
