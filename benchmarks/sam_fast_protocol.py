@@ -14,13 +14,15 @@ crowd and empty annotations are skipped. Timing spans everything per image (read
 truth decoding, encoder, decoder, IoU) after --warmup untimed images (compiling, cudnn tuning).
 With fp32 the per-annotation IoUs of the two pipelines must agree (max |IoU diff| printed).
 
-On a GPU machine (COCO val2017 under --data-root if present, else the 5-image coco_mini):
+On a GPU machine, one command (--data-root: a COCO root with annotations/instances_val2017.json
+and val2017/; default ../shared/data/coco_mini, whose 5 images are cycled through, fine for timing):
     python benchmarks/sam_fast_protocol.py --device cuda --random-arch vit_h --all-variants \
-        --limit 200 --warmup 8 --encode-batch 8 --workers 8
+        --limit 200 --warmup 8 --encode-batch 8 --workers 8 [--data-root DIR]
 Random weights time the real ViT-H; for an mIoU that means anything pass
 --checkpoint sam_vit_h_4b8939.pth instead. Target: >= 8x over the naive loop (published A100
 figures: 2.78 -> 24.9 img/s). Last line: `sam-bench vs naive SamPredictor: <ratio>x`; with
---all-variants the best variant whose mIoU is within 0.3 points of the naive fp32 mIoU.
+--all-variants (fp32, bf16, fp16 on cuda, bf16 compiled; one naive run) the best variant whose
+mIoU is within 0.3 points of the naive fp32 mIoU, named on the line before.
 """
 from __future__ import annotations
 
