@@ -81,17 +81,19 @@ def sync(device: torch.device) -> None:
 
 
 def timed_loop(items: Iterable[ImageSample], warmup: int, device: torch.device, run) -> tuple[float, list[float]]:
-    """run(sample) -> IoUs for every item; the clock starts after `warmup` items. Returns
+    """run(sample) -> IoUs for every item; the clock starts after `warmup` items are done, before
+    the next is pulled (pulling reads it, and with --encode-batch encodes its group). Returns
     (seconds, IoUs of the timed items)."""
     ious: list[float] = []
-    start = 0.0
+    sync(device)
+    start = time.perf_counter()
     for i, sample in enumerate(items):
-        if i == warmup:
-            sync(device)
-            start = time.perf_counter()
         result = run(sample)
         if i >= warmup:
             ious += result
+        if i + 1 == warmup:
+            sync(device)
+            start = time.perf_counter()
     sync(device)
     return time.perf_counter() - start, ious
 
