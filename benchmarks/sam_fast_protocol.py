@@ -30,7 +30,7 @@ import argparse
 import json
 import time
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -80,7 +80,8 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def timed_loop(items: Iterable[ImageSample], warmup: int, device: torch.device, run) -> tuple[float, list[float]]:
+def timed_loop(items: Iterable[ImageSample], warmup: int, device: torch.device,
+               run: Callable[[ImageSample], list[float]]) -> tuple[float, list[float]]:
     """run(sample) -> IoUs for every item; the clock starts after `warmup` items are done, before
     the next is pulled (pulling reads it, and with --encode-batch encodes its group). Returns
     (seconds, IoUs of the timed items)."""
