@@ -1,6 +1,13 @@
 """SAM mask decoder speed against the machine's matmul roofline, measured in the same run.
 
     python benchmarks/decoder.py [--batch 4] [--reps 3] [--threads N] [--mask-input] [--skip-compile]
+    python benchmarks/decoder.py --sweep 1,2,4,8,16 [--threads N]
+    python benchmarks/decoder.py --profile [--batch 4] [--mask-input]
+
+--sweep times the fast path (eager and compiled, fp32 and bf16) at each prompt batch size and
+prints ms per prompt: the measurement behind `models.sam.default_batch_size` on CPU. --profile
+prints where the time of each fp32 variant goes (torch.profiler, self time per operator) and the
+share spent in matrix products, the part the roofline is about.
 
 The decoder is the official SAM-1 MaskDecoder (transformer width 256, depth 2, MLP 2048: the
 same for ViT-B/L/H; random weights of the seeded `tiny` model, which only differs in its encoder).
@@ -46,9 +53,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     parser.add_argument("--mask-input", action="store_true", help="prompts with a mask input, single mask out")
     parser.add_argument("--skip-compile", action="store_true", help="eager variants only (no ~30-90 s compiles)")
+    parser.add_argument("--profile", action="store_true", help="operator profile of each fp32 variant")
+    parser.add_argument("--sweep", default="", help="batch sizes (1,2,4,...): ms per prompt of the fast path at each")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.sweep:
+        sweep([int(b) for b in args.sweep.split(",")], args.reps, args.mask_input, args.skip_compile)
+        return
     torch.manual_seed(0)
     sam = make_tiny_sam().eval()
     pe = sam.prompt_encoder.get_dense_pe().detach()
@@ -80,6 +92,12 @@ def main() -> None:
     if official_compiled is not None:
         variants["official compiled"] = lambda: official_compiled(image, pe, sparse, dense, multimask)
         variants["fast compiled"] = lambda: fast_compiled(*_side(fast, image, shared_dense), sparse, multimask)
+    if args.profile:
+        with torch.no_grad():
+            for name, fn in variants.items():
+                if fn is not None:
+                    profile(name, fn, b)
+        return
     best: dict[tuple[str, str], float] = {}
     with torch.no_grad():
         reference = sam.mask_decoder(image, pe, sparse, dense, multimask)[0]
@@ -107,6 +125,71 @@ def main() -> None:
               f"{rate / peaks['fp32']:>13.2f} {rate / peaks[precision]:>12.2f}")
     fp32_best = min(seconds for (precision, _), seconds in best.items() if precision == "fp32")
     print(f"decoder vs fp32 peak: {work * b / fp32_best / 1e9 / peaks['fp32']:.2f}x")
+
+
+MATMUL_OPS = ("mm", "bmm", "addmm", "baddbmm", "linear", "matmul", "mkldnn", "_mkl", "convolution")
+
+
+def profile(name: str, fn: Callable[[], object], batch: int, calls: int = 5, top: int = 12) -> None:
+    """Self time per operator over `calls` calls (after two warm-ups), the top ones and the share
+    of matrix-product kernels (aten mm/bmm/addmm/linear, oneDNN, and compiled graphs' extern mm calls)."""
+    from torch.profiler import ProfilerActivity, profile as torch_profile
+
+    fn(), fn()
+    with torch_profile(activities=[ProfilerActivity.CPU]) as prof:
+        for _ in range(calls):
+            fn()
+    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    total = sum(e.self_cpu_time_total for e in events)
+    events.sort(key=lambda e: -e.self_cpu_time_total)
+    matmul = sum(e.self_cpu_time_total for e in events if any(k in e.key.lower() for k in MATMUL_OPS))
+    print(f"\n{name}: {total / calls / batch / 1e3:.1f} ms/prompt of operator self time; matrix products "
+          f"{matmul / total:.0%}")
+    for e in events[:top]:
+        print(f"  {e.self_cpu_time_total / total:6.1%}  {e.count // calls:4d}/call  {e.key[:90]}")
+
+
+def sweep(batches: list[int], reps: int, mask_input: bool, skip_compile: bool) -> None:
+    """ms per prompt of the fast path per batch size. Each size gets its own static graph (the
+    segmenter pads every chunk to one size); rounds are interleaved over sizes and precisions so
+    load on a shared machine hits all alike."""
+    torch._dynamo.config.cache_size_limit = 4 * len(batches) + 8  # one graph per size, precision
+    torch.manual_seed(0)
+    sam = make_tiny_sam().eval()
+    pe = sam.prompt_encoder.get_dense_pe().detach()
+    fast = FastMaskDecoder(sam.mask_decoder, pe)
+    image = torch.randn(1, 256, 64, 64)
+    variants = ["eager"] + ([] if skip_compile else ["compiled"])
+    compiled = torch.compile(fast.forward, dynamic=False)
+    calls = {}
+    with torch.no_grad():
+        for b in batches:
+            points = (torch.rand(b, 1, 2) * 1024, torch.ones(b, 1, dtype=torch.int))
+            masks = torch.randn(b, 1, 256, 256) * 4 if mask_input else None
+            sparse, dense = sam.prompt_encoder(points=points, boxes=None, masks=masks)
+            side = fast.image_side(image, dense if mask_input else dense[:1])
+            for precision in ("fp32", "bf16"):
+                for name in variants:
+                    fn = fast.forward if name == "eager" else compiled
+                    calls[precision, name, b] = (
+                        lambda fn=fn, side=side, sparse=sparse: fn(side.keys, side.projected, sparse, not mask_input))
+        best = dict.fromkeys(calls, float("inf"))
+        for round_ in range(reps + 1):  # round 0 warms up (compiles)
+            for (precision, name, b), call in calls.items():
+                with torch.autocast("cpu", torch.bfloat16, enabled=precision == "bf16"):
+                    seconds = _seconds(call) / b
+                if round_:
+                    best[precision, name, b] = min(best[precision, name, b], seconds)
+    print(f"threads {torch.get_num_threads()}; fast decoder, {'mask input' if mask_input else 'no mask input'}; "
+          f"ms per prompt (best of {reps} interleaved rounds)")
+    print(f"{'variant':<18}" + "".join(f"{'batch ' + str(b):>10}" for b in batches))
+    for precision in ("fp32", "bf16"):
+        for name in variants:
+            print(f"{precision + ' ' + name:<18}" + "".join(f"{best[precision, name, b] * 1e3:>10.1f}" for b in batches))
+    last = variants[-1]
+    fastest = min(batches, key=lambda b: best["fp32", last, b])
+    print(f"fastest fp32 {last} batch size: {fastest}; vs batch {batches[0]}: "
+          f"{best['fp32', last, batches[0]] / best['fp32', last, fastest]:.2f}x")
 
 
 def _side(fast: FastMaskDecoder, image: torch.Tensor, dense: torch.Tensor) -> tuple:

@@ -2,6 +2,7 @@
 images and clicks.
 
     python benchmarks/point.py [--images N] [--clicks N] [--threads N] [--skip-vit-b] [--compile] [--no-bf16]
+                               [--checkpoint PATH]
 
 Naive loop: SamPredictor.set_image once per image, then SamPredictor.predict once per object per
 click (full-resolution masks), IoU and RITM clicks on full-resolution numpy arrays, fp32. Ours: the
@@ -12,7 +13,10 @@ every object after every click must agree with the naive loop to 1e-4) and in bf
 (its mIoU@1..N difference to fp32 is printed), with --compile compiled (compiling happens in an
 untimed warm-up on the first image). Images: real GrabCut images (../shared/data/grabcut, one
 object each) when present, else synthetic ones (four nested objects each). Models: `tiny` and a
-ViT-B-sized random SAM (same decoder, larger encoder). The prompt stage is everything after the
+ViT-B-sized random SAM (same decoder, larger encoder); --checkpoint replaces `tiny` with an
+official-layout SAM checkpoint, e.g. the briefly trained proxy of benchmarks/proxy_model.py, whose
+confident logits make the bf16 mIoU difference mean something (random logits sit near zero, where
+bf16 rounding flips whole masks). The prompt stage is everything after the
 image embedding, which both loops compute once per image with the same official encoder. The
 last line is the fp32 prompt-stage ratio of the last model (ViT-B unless --skip-vit-b); the line
 before it the bf16 one.
@@ -30,7 +34,7 @@ import torch
 from scipy.ndimage import distance_transform_edt
 from segment_anything import SamPredictor
 
-from sam_bench.core.checkpoint import OFFICIAL_ARCHITECTURES, build_sam
+from sam_bench.core.checkpoint import OFFICIAL_ARCHITECTURES, build_sam, load_sam_checkpoint
 from sam_bench.core.types import ModelInfo
 from sam_bench.data.registry import open_dataset
 from sam_bench.data.synthetic import make_image
@@ -217,20 +221,25 @@ def main() -> None:
     parser.add_argument("--synthetic", action="store_true", help="synthetic images even if GrabCut is present")
     parser.add_argument("--compile", action="store_true", help="ours with torch.compile (compiles in a warm-up)")
     parser.add_argument("--no-bf16", action="store_true", help="skip the bf16 run of ours")
+    parser.add_argument("--checkpoint", help="an official-layout SAM checkpoint instead of the random tiny model")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     label, samples = load_samples(args.images, args.synthetic)
     print(f"{label}: {len(samples)} images; torch threads {torch.get_num_threads()}")
-    models = {"tiny": build_tiny_model().model}
+    if args.checkpoint:
+        loaded = load_sam_checkpoint(args.checkpoint)
+        models = {f"{loaded.architecture.name} {Path(args.checkpoint).name}": loaded.model.eval()}
+    else:
+        models = {"tiny-random": build_tiny_model().model}
     if not args.skip_vit_b:
         torch.manual_seed(0)
-        models["vit_b"] = build_sam(OFFICIAL_ARCHITECTURES["vit_b"])
+        models["vit_b-random"] = build_sam(OFFICIAL_ARCHITECTURES["vit_b"])
     ratios = {}
     for name, sam in models.items():
         ours = {}
         for precision in ["fp32"] + ([] if args.no_bf16 else ["bf16"]):
-            seg = SamSegmenter(sam, ModelInfo(f"{name}-random", True), "random", torch.device("cpu"), precision)
+            seg = SamSegmenter(sam, ModelInfo(name, True), "bench", torch.device("cpu"), precision)
             if args.compile:
                 seg.enable_compile()
             ours[f"ours {precision}{' compiled' if args.compile else ''}"] = seg
