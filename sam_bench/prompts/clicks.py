@@ -152,38 +152,48 @@ def add_corrective_clicks(gts: list[Mask], preds: list[Optional[Mask]], ignore: 
 
 
 def _farthest_pixel_torch(mask: torch.Tensor, clicked: Iterable[tuple[int, int]]) -> tuple[int, int, int]:
-    """`farthest_pixel` of a torch bool mask, on its device, in exact integer arithmetic.
-
-    Separable exact EDT of the 1 px zero-padded bounding box: the row pass gives g(k, x), the
-    distance from (k, x) to the nearest zero of row k (the padding columns are zeros); the column
-    pass takes D(y, x) = min over every row k (padding rows included, g = 0 there) of
-    g(k, x)^2 + (y - k)^2, by brute force over k in chunks of rows that bound memory.
-    """
+    """`farthest_pixel` of a torch bool mask, on its device, in exact integer arithmetic; only the
+    box and the answer (a few ints) come back to the host."""
     rows = torch.nonzero(mask.any(dim=1)).flatten()
     if rows.numel() == 0:
         return 0, -1, -1
     cols = torch.nonzero(mask.any(dim=0)).flatten()
     y0, y1, x0, x1 = torch.stack([rows[0], rows[-1] + 1, cols[0], cols[-1] + 1]).tolist()
     padded = torch.nn.functional.pad(mask[y0:y1, x0:x1], (1, 1, 1, 1))  # False = outside
-    n_rows, n_cols = padded.shape
-    # int32 is exact while g^2 + (y - k)^2 < 2^31: g < n_cols / 2 and |y - k| < n_rows.
-    dtype = torch.int32 if max(n_rows, n_cols) < 1 << 15 else torch.int64
-    index = torch.arange(n_cols, device=mask.device, dtype=dtype).expand(n_rows, n_cols)
-    left = torch.where(padded, -1, index).cummax(dim=1).values  # last zero at or before x
-    right = torch.where(padded, n_cols, index).flip(1).cummin(dim=1).values.flip(1)  # first at or after
-    g2 = torch.minimum(index - left, right - index)[:, 1:-1].square()  # (K, w): the box's columns
-    k = torch.arange(n_rows, device=mask.device, dtype=dtype)
-    ys = torch.arange(1, n_rows - 1, device=mask.device, dtype=dtype)  # the box's rows, padded coordinates
-    step = max(1, _CHUNK_BYTES // (g2.numel() * g2.element_size()))
-    dist = torch.cat([(g2 + (y[:, None] - k).square()[:, :, None]).amin(dim=1) for y in ys.split(step)])
+    # The transform is symmetric: brute force over the shorter side (its cost is rows^2 * cols).
+    dist = _squared_edt(padded.T).T if y1 - y0 > x1 - x0 else _squared_edt(padded)
     inside = [(y - y0, x - x0) for x, y in clicked if y0 <= y < y1 and x0 <= x < x1]
     if inside:
         dist[tuple(torch.tensor(inside, device=mask.device).T)] = 0
     flat = dist.flatten()
     top = flat.max()
     order = torch.arange(flat.numel(), device=mask.device)
-    best, first = torch.stack([top.long(), order[flat == top].min()]).tolist()  # first maximum, row-major
+    first = torch.where(flat == top, order, flat.numel()).min()  # first maximum in row-major order
+    best, first = torch.stack([top.long(), first]).tolist()
     if best == 0:
         return 0, -1, -1
     y, x = divmod(first, x1 - x0)
     return best, y0 + y, x0 + x
+
+
+def _squared_edt(padded: torch.Tensor) -> torch.Tensor:
+    """Exact squared Euclidean distance of each inner pixel of `padded` (bool, False on its
+    1 px border) to the nearest False pixel, as an (H - 2, W - 2) integer tensor.
+
+    Separable: the row pass gives g(k, x), the distance from (k, x) to the nearest False pixel of
+    row k (cummax / cummin of their column indices; the border columns are False); the column pass
+    takes D(y, x) = min over every row k (border rows included, g = 0 there) of g(k, x)^2 + (y - k)^2,
+    by brute force over k, for chunks of rows y that bound memory.
+    """
+    n_rows, n_cols = padded.shape
+    device = padded.device
+    # int32 is exact while g^2 + (y - k)^2 < 2^31: g < n_cols / 2 and |y - k| < n_rows.
+    dtype = torch.int32 if max(n_rows, n_cols) < 1 << 15 else torch.int64
+    index = torch.arange(n_cols, device=device, dtype=dtype).expand(n_rows, n_cols)
+    left = torch.where(padded, -1, index).cummax(dim=1).values  # last False at or before x
+    right = torch.where(padded, n_cols, index).flip(1).cummin(dim=1).values.flip(1)  # first at or after
+    g2 = torch.minimum(index - left, right - index)[:, 1:-1].square()  # (K, W - 2): inner columns
+    k = torch.arange(n_rows, device=device, dtype=dtype)
+    ys = torch.arange(1, n_rows - 1, device=device, dtype=dtype)  # inner rows
+    step = max(1, _CHUNK_BYTES // (g2.numel() * g2.element_size()))
+    return torch.cat([(g2 + (y[:, None] - k).square()[:, :, None]).amin(dim=1) for y in ys.split(step)])
