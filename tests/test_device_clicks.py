@@ -30,7 +30,8 @@ def shapes(rng: np.random.Generator, h: int, w: int) -> dict[str, np.ndarray]:
            "ring": ((yy - h / 2) ** 2 + (xx - w / 2) ** 2 <= (min(h, w) / 2.5) ** 2)
            & ((yy - h / 2) ** 2 + (xx - w / 2) ** 2 > (min(h, w) / 6) ** 2)}
     y0, x0 = int(rng.integers(h)), int(rng.integers(w))
-    out["rectangle"] = (yy >= y0) & (yy < y0 + int(rng.integers(1, h + 1))) & (xx >= x0) & (xx < x0 + int(rng.integers(1, w + 1)))
+    y1, x1 = y0 + int(rng.integers(1, h + 1)), x0 + int(rng.integers(1, w + 1))
+    out["rectangle"] = (yy >= y0) & (yy < y1) & (xx >= x0) & (xx < x1)
     side = min(h, w) - 2
     out["square"] = (yy >= 1) & (yy < 1 + side) & (xx >= 1) & (xx < 1 + side)  # symmetric: 4-fold ties
     return out
