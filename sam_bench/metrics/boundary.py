@@ -5,13 +5,19 @@ background: `mask - erode(pad(mask, 1), 3x3, iterations=d)`, exactly the `mask_t
 boundary-iou reference code and of HQ-SAM's `utils/misc.py` (3x3 erosions compose into a
 (2d+1)-square, so "within d" is chessboard distance). d = round(ratio * image diagonal), at least 1.
 Boundary IoU = |G_d ∩ P_d| / |G_d ∪ P_d|.
+
+Masks may be numpy (cv2) or torch bool tensors (max pooling on their device, the same regions).
 """
 from __future__ import annotations
 
-from typing import Optional
+from typing import Optional, Union
 
 import cv2
 import numpy as np
+import torch
+import torch.nn.functional as F
+
+Mask = Union[np.ndarray, torch.Tensor]
 
 DILATION_RATIO = 0.02
 
@@ -21,13 +27,15 @@ def boundary_width(height: int, width: int, ratio: float = DILATION_RATIO) -> in
     return max(1, int(round(ratio * float(np.sqrt(height ** 2 + width ** 2)))))
 
 
-def mask_boundary(mask: np.ndarray, dilation: int) -> np.ndarray:
+def mask_boundary(mask: Mask, dilation: int) -> Mask:
     """(H, W) bool boundary region of `mask`: its pixels within `dilation` of the background.
 
     The erosion runs on the mask's bounding box only: pixels outside it are background anyway, so
     zero padding of the box (the reference pads the whole image) gives the same result, faster
-    for small objects in large images.
+    for small objects in large images. A torch mask gives a torch region on its device.
     """
+    if isinstance(mask, torch.Tensor):
+        return _mask_boundary_torch(mask.bool(), dilation)
     mask = np.asarray(mask, dtype=bool)
     out = np.zeros(mask.shape, bool)
     rows = np.flatnonzero(mask.any(axis=1))
@@ -42,9 +50,20 @@ def mask_boundary(mask: np.ndarray, dilation: int) -> np.ndarray:
     return out
 
 
-def boundary_iou(gt: np.ndarray, pred: np.ndarray, ratio: float = DILATION_RATIO,
-                 gt_boundary: Optional[np.ndarray] = None) -> float:
-    """Boundary IoU of two (H, W) masks (tasks remove void pixels from both masks first).
+def _mask_boundary_torch(mask: torch.Tensor, dilation: int) -> torch.Tensor:
+    """`mask_boundary` on the tensor's device: a mask pixel is boundary iff its (2d+1)-square holds
+    a background pixel, beyond the border included (padding with background; max_pool2d's own
+    padding would be -inf, i.e. ignored). Erosion by a square is separable: two 1-D poolings,
+    on the whole image (no bounding box, so no sync with the host)."""
+    k = 2 * dilation + 1
+    background = F.pad((~mask).float()[None, None], (dilation,) * 4, value=1.0)
+    near = F.max_pool2d(F.max_pool2d(background, (1, k), stride=1), (k, 1), stride=1)[0, 0]
+    return mask & (near > 0)
+
+
+def boundary_iou(gt: Mask, pred: Mask, ratio: float = DILATION_RATIO, gt_boundary: Optional[Mask] = None) -> float:
+    """Boundary IoU of two (H, W) masks (tasks remove void pixels from both masks first), numpy or
+    torch tensors on one device (then only the two counts leave it).
 
     `gt_boundary` may pass a precomputed boundary of `gt` (it is reused across clicks). Two empty
     boundaries give 1.0 (nothing to get wrong), as the point task's IoU does for empty unions.
@@ -52,5 +71,8 @@ def boundary_iou(gt: np.ndarray, pred: np.ndarray, ratio: float = DILATION_RATIO
     d = boundary_width(*np.shape(gt), ratio=ratio)
     g = mask_boundary(gt, d) if gt_boundary is None else gt_boundary
     p = mask_boundary(pred, d)
-    union = np.count_nonzero(g | p)
-    return float(np.count_nonzero(g & p)) / union if union else 1.0
+    if isinstance(p, torch.Tensor):
+        inter, union = torch.stack([(g & p).sum(), (g | p).sum()]).tolist()
+    else:
+        inter, union = np.count_nonzero(g & p), np.count_nonzero(g | p)
+    return float(inter) / union if union else 1.0

@@ -6,7 +6,8 @@ computed against the instance's previous mask, and decodes with every click so f
 as EfficientViT-SAM's `--num_click` does (no mask prompt fed back). All active instances go
 through the decoder in one batched call per round. Masks are compared at the image's resolution
 (the model's upsampled logits > threshold, as SamPredictor.predict returns them); void pixels
-(`sample.ignore`) are excluded from IoU and boundary IoU.
+(`sample.ignore`) are excluded from IoU and boundary IoU. As in the point task, the kept masks
+stay on the decoder's device for the click rule and boundary IoU when it is a GPU (`on_device`).
 """
 from __future__ import annotations
 
@@ -18,10 +19,11 @@ import torch
 
 from ...core.timing import StageTimers
 from ...core.types import ImageEmbedding, Prompts
-from ...metrics.boundary import boundary_iou, boundary_width, mask_boundary
+from ...metrics.boundary import Mask, boundary_iou
 from ...models.base import PromptableSegmenter
 from ...models.upsampling import upsampled_chunks
-from ...prompts.clicks import Click, add_corrective_clicks, center_click, random_click
+from ...prompts.clicks import Click, add_corrective_clicks, center_click, on_device, random_click
+from ..point.task import GroundTruth, click_inputs
 
 PROMPTS = ("box", "center", "random", "box+center")
 MASK_CHOICES = ("predicted_iou", "single", "oracle")
@@ -73,16 +75,17 @@ def prompted_session(model: PromptableSegmenter, embedding: ImageEmbedding, gts:
     with timed("clicks"):
         for result, first in zip(results, first_clicks(prompt, gts, ignore, rng)):
             result.clicks += first
-    width = boundary_width(*gts[0].shape)
-    with timed("metric"):  # void removed from both masks before their boundaries (a perfect mask scores 1)
-        gt_boundaries = [mask_boundary(gt if valid is None else gt & valid, width) for gt in gts]
     use_box = prompt.startswith("box")
-    pred_masks: list[Optional[np.ndarray]] = [None] * len(gts)
+    pred_masks: list[Optional[Mask]] = [None] * len(gts)
+    # The click rule's inputs and the ground-truth boundaries (reused every round), set at round 1.
+    click_gts: list[Mask] = gts
+    click_ignore: Optional[Mask] = ignore
+    gt_boundaries: list[Mask] = []
     active = list(range(len(gts)))
     for round_ in range(1, clicks + 1):
         if round_ > 1:
             with timed("clicks"):
-                active = add_corrective_clicks(gts, pred_masks, ignore, [r.clicks for r in results], active)
+                active = add_corrective_clicks(click_gts, pred_masks, click_ignore, [r.clicks for r in results], active)
             if not active:
                 break
         points = labels = None
@@ -92,9 +95,15 @@ def prompted_session(model: PromptableSegmenter, embedding: ImageEmbedding, gts:
         prompts = Prompts(points, labels, boxes=boxes[active] if use_box else None)
         with timed("decode"):
             decoded = model.decode(embedding, prompts, multimask=mask_choice != "single")
+        if round_ == 1:  # clicks and boundaries on the decoder's device, or numpy
+            device = on_device(decoded.low_res_logits)
+            with timed("metric"):
+                truth = GroundTruth(gts, ignore, decoded.low_res_logits.device) if device else None
+                click_gts, click_ignore, gt_boundaries = click_inputs(gts, ignore, truth)
         with timed("masks"):
             ious, pred_iou, kept = _score(model, embedding, decoded.low_res_logits,
                                           decoded.iou_predictions, gts, valid, active, mask_choice)
+            kept = kept if device else kept.cpu().numpy()
         with timed("metric"):
             for i, k in enumerate(active):
                 results[k].ious.append(float(ious[i]))
@@ -106,8 +115,9 @@ def prompted_session(model: PromptableSegmenter, embedding: ImageEmbedding, gts:
 
 def _score(model: PromptableSegmenter, embedding: ImageEmbedding, low_res: torch.Tensor,
            iou_predictions: torch.Tensor, gts: list[np.ndarray], valid: Optional[np.ndarray],
-           objects: list[int], mask_choice: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(IoU, predicted IoU, full-res mask) of the kept candidate of each prompt, void pixels removed.
+           objects: list[int], mask_choice: str) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
+    """(IoU, predicted IoU, full-res mask on the device) of the kept candidate of each prompt, void
+    pixels removed.
 
     Candidates are upsampled in chunks that bound memory; IoUs are counted on the decoder's device.
     """
@@ -126,5 +136,5 @@ def _score(model: PromptableSegmenter, embedding: ImageEmbedding, low_res: torch
         rows = torch.arange(len(pick), device=pred.device)
         ious.append(cand[rows, pick].cpu())
         preds.append(score[rows, pick].cpu())
-        kept.append(pred[rows, pick].cpu().numpy())
-    return torch.cat(ious).numpy(), torch.cat(preds).numpy(), np.concatenate(kept)
+        kept.append(pred[rows, pick])
+    return torch.cat(ious).numpy(), torch.cat(preds).numpy(), torch.cat(kept)

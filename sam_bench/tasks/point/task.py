@@ -11,7 +11,10 @@ at full resolution anyway (the click rule reads the whole false-positive map), s
 upsamples all its candidates in one batched torch call (chunked to bound memory) and counts
 intersections and unions on torch, void pixels excluded; the click rule's distance transforms run
 on the error regions' bounding boxes only (exact, see clicks.py). benchmarks/point.py checks this
-against the naive loop.
+against the naive loop. When the decoder runs on a GPU (`on_device`), the kept masks, ground
+truths and boundaries stay there and the click rule and boundary IoU run with torch (only click
+coordinates and counts come back); on the CPU they run with cv2 on numpy. Both give the same
+traces. Round 1's center click is always numpy: once per object, before the first decode.
 """
 from __future__ import annotations
 
@@ -26,11 +29,11 @@ from ...core.timing import StageTimers
 from ...core.types import ImageEmbedding, Prompts
 from ...data.types import ImageSample
 from ...errors import ConfigError, DataError
-from ...metrics.boundary import boundary_iou, boundary_width, mask_boundary
+from ...metrics.boundary import Mask, boundary_iou, boundary_width, mask_boundary
 from ...metrics.point import REPORT_CLICKS, iou_matrix, miou_curve, point_metrics
 from ...models.base import PromptableSegmenter
 from ...models.upsampling import upsampled_chunks
-from ...prompts.clicks import Click, add_corrective_clicks, center_click, random_click
+from ...prompts.clicks import Click, add_corrective_clicks, center_click, on_device, random_click
 from ...registry import TASKS
 from ...engine.context import ImageResult, RunContext
 from ...reporting.entry import ReportEntry
@@ -79,10 +82,23 @@ class GroundTruth:
         self.areas = self.masks.flatten(1).sum(1)
 
 
+def click_inputs(gts: list[np.ndarray], ignore: Optional[np.ndarray],
+                 truth: Optional[GroundTruth]) -> tuple[list[Mask], Optional[Mask], list[Mask]]:
+    """(ground truths, void map, ground-truth boundaries) for the click rule and boundary IoU:
+    torch on `truth`'s device when it is given (the device path), else numpy. The boundaries are
+    of the masks without void pixels, as the kept masks are (a perfect mask scores 1)."""
+    width = boundary_width(*gts[0].shape)
+    if truth is not None:
+        ignore_t = None if truth.valid is None else ~truth.valid
+        return list(truth.masks), ignore_t, [mask_boundary(m, width) for m in truth.masks]
+    valid = None if ignore is None else ~np.asarray(ignore, dtype=bool)
+    return gts, ignore, [mask_boundary(g if valid is None else g & valid, width) for g in gts]
+
+
 def masks_and_ious(model: PromptableSegmenter, embedding: ImageEmbedding, low_res: torch.Tensor,
-                   gt: GroundTruth, objects: list[int], keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                   gt: GroundTruth, objects: list[int], keep: np.ndarray) -> tuple[np.ndarray, torch.Tensor]:
     """IoU (A, M) of every candidate of objects[a] against its ground truth, void pixels excluded,
-    and the full-res candidate keep[a] of each as (A, H, W) bool numpy. Upsampled in chunks."""
+    and the full-res candidate keep[a] of each as (A, H, W) bool on the device. Upsampled in chunks."""
     ious, kept = [], []
     for sl, logits in upsampled_chunks(model, embedding, low_res):
         pred = logits > model.mask_threshold
@@ -94,8 +110,8 @@ def masks_and_ious(model: PromptableSegmenter, embedding: ImageEmbedding, low_re
         union = pred.flatten(2).sum(2) + gt.areas[index][:, None] - inter
         ious.append(torch.where(union > 0, inter.double() / union.clamp(min=1), 1.0).cpu())
         rows = torch.arange(pred.shape[0], device=pred.device)
-        kept.append(pred[rows, torch.as_tensor(keep[sl], device=pred.device)].cpu().numpy())
-    return torch.cat(ious).numpy(), np.concatenate(kept)
+        kept.append(pred[rows, torch.as_tensor(keep[sl], device=pred.device)])
+    return torch.cat(ious).numpy(), torch.cat(kept)
 
 
 def interactive_session(model: PromptableSegmenter, embedding: ImageEmbedding, gts: list[np.ndarray],
@@ -113,16 +129,16 @@ def interactive_session(model: PromptableSegmenter, embedding: ImageEmbedding, g
                 raise ValueError("object without a clickable pixel")
             trace.clicks.append(click)
     active = list(range(len(gts)))
-    pred_masks: list[Optional[np.ndarray]] = [None] * len(gts)
-    with timed("metric"):  # ground-truth boundaries (void removed, as the kept masks), reused every click
-        width = boundary_width(*gts[0].shape)
-        valid = None if ignore is None else ~np.asarray(ignore, dtype=bool)
-        gt_boundaries = [mask_boundary(g if valid is None else g & valid, width) for g in gts]
+    pred_masks: list[Optional[Mask]] = [None] * len(gts)
+    # The click rule's inputs and the ground-truth boundaries (reused every click), set at round 1.
+    click_gts: list[Mask] = gts
+    click_ignore: Optional[Mask] = ignore
+    gt_boundaries: list[Mask] = []
     prev_logits: Optional[torch.Tensor] = None  # (K, 1, h, w): each object's last chosen logits
     for round_ in range(1, max_clicks + 1):
         if round_ > 1:
             with timed("clicks"):
-                active = add_corrective_clicks(gts, pred_masks, ignore, [t.clicks for t in traces], active)
+                active = add_corrective_clicks(click_gts, pred_masks, click_ignore, [t.clicks for t in traces], active)
             if not active:
                 break
         points = np.array([[(c.x, c.y) for c in traces[k].clicks] for k in active], dtype=np.float64)
@@ -136,7 +152,12 @@ def interactive_session(model: PromptableSegmenter, embedding: ImageEmbedding, g
         with timed("masks"):
             if truth is None:
                 truth = GroundTruth(gts, ignore, low_res.device)
+                device = on_device(low_res)  # clicks and boundaries on the decoder's device, or numpy
             ious, kept = masks_and_ious(model, embedding, low_res, truth, active, choice)
+            kept = kept if device else kept.cpu().numpy()
+        if round_ == 1:
+            with timed("metric"):
+                click_gts, click_ignore, gt_boundaries = click_inputs(gts, ignore, truth if device else None)
         chosen = low_res[torch.arange(len(active), device=low_res.device),
                          torch.as_tensor(choice, device=low_res.device)][:, None]
         if prev_logits is None:
