@@ -44,7 +44,8 @@ from sam_bench.data.readers.coco import CocoDataset
 from sam_bench.data.types import ImageSample
 from sam_bench.models.sam import SamSegmenter, build_sam_model, build_tiny_model
 from sam_bench.prompts.clicks import center_click
-from sam_bench.tasks.point.task import GroundTruth, masks_and_ious
+from sam_bench.metrics.ground_truth import GroundTruth
+from sam_bench.tasks.point.task import masks_and_ious
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 Clicks = dict[str, np.ndarray]  # image id -> (A, 2) center points of its non-empty annotations

@@ -68,3 +68,19 @@ def test_no_module_imports_one_above_it():
             if dst in LEVEL and src in LEVEL and LEVEL[dst] > LEVEL[src]:
                 upward.append(f"{path.relative_to(PACKAGE.parent)}:{line} imports {target}")
     assert not upward, "imports that run up:\n" + "\n".join(upward)
+
+
+def test_no_task_imports_another_task():
+    """Tasks compose stages from the layers below and never reach into another task: what two
+    tasks share lives below them (e.g. metrics/ground_truth.py for point and miou)."""
+    tasks = PACKAGE / "tasks"
+    crossing = []
+    for path in sorted(tasks.rglob("*.py")):
+        if path.parent == tasks and path.name == "__init__.py":
+            continue  # registers every task
+        own = path.relative_to(tasks).parts[0].removesuffix(".py")  # the task's module or package
+        for target, line in imports(path):
+            names = target.split(".")
+            if len(names) > 2 and names[1] == "tasks" and names[2] not in ("base", own):
+                crossing.append(f"{path.relative_to(PACKAGE.parent)}:{line} imports {target}")
+    assert not crossing, "task modules importing another task:\n" + "\n".join(crossing)

@@ -20,10 +20,10 @@ import torch
 from ...core.timing import StageTimers
 from ...core.types import ImageEmbedding, Prompts
 from ...metrics.boundary import Mask, boundary_iou
+from ...metrics.ground_truth import GroundTruth, click_inputs
 from ...models.base import PromptableSegmenter
 from ...models.upsampling import upsampled_chunks
 from ...prompts.clicks import Click, add_corrective_clicks, center_click, on_device, random_click
-from ..point.task import GroundTruth, click_inputs
 
 PROMPTS = ("box", "center", "random", "box+center")
 MASK_CHOICES = ("predicted_iou", "single", "oracle")

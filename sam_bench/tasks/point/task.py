@@ -29,7 +29,8 @@ from ...core.timing import StageTimers
 from ...core.types import ImageEmbedding, Prompts
 from ...data.types import ImageSample
 from ...errors import ConfigError, DataError
-from ...metrics.boundary import Mask, boundary_iou, boundary_width, mask_boundary
+from ...metrics.boundary import Mask, boundary_iou
+from ...metrics.ground_truth import GroundTruth, click_inputs
 from ...metrics.point import REPORT_CLICKS, iou_matrix, miou_curve, point_metrics
 from ...models.base import PromptableSegmenter
 from ...models.upsampling import upsampled_chunks
@@ -42,8 +43,6 @@ from ..base import Task
 log = logging.getLogger(__name__)
 
 FIRST_CLICKS = ("center", "random")
-# Full-resolution mask elements upsampled at once (128 MiB of float32 logits).
-
 
 
 @dataclass
@@ -70,29 +69,6 @@ class ObjectTrace:
     # multimask output (HQ-SAM): there is nothing to choose from, so no oracle is reported.
     iou_oracle: Optional[float] = None
     bious: list[float] = field(default_factory=list)  # boundary IoU after each click (void removed)
-
-
-class GroundTruth:
-    """The objects of one image as torch masks on the decoder's device, void pixels removed."""
-
-    def __init__(self, gts: list[np.ndarray], ignore: Optional[np.ndarray], device: torch.device) -> None:
-        self.valid = None if ignore is None else torch.from_numpy(~np.asarray(ignore, dtype=bool)).to(device)
-        masks = torch.from_numpy(np.stack(gts)).to(device)
-        self.masks = masks if self.valid is None else masks & self.valid
-        self.areas = self.masks.flatten(1).sum(1)
-
-
-def click_inputs(gts: list[np.ndarray], ignore: Optional[np.ndarray],
-                 truth: Optional[GroundTruth]) -> tuple[list[Mask], Optional[Mask], list[Mask]]:
-    """(ground truths, void map, ground-truth boundaries) for the click rule and boundary IoU:
-    torch on `truth`'s device when it is given (the device path), else numpy. The boundaries are
-    of the masks without void pixels, as the kept masks are (a perfect mask scores 1)."""
-    width = boundary_width(*gts[0].shape)
-    if truth is not None:
-        ignore_t = None if truth.valid is None else ~truth.valid
-        return list(truth.masks), ignore_t, [mask_boundary(m, width) for m in truth.masks]
-    valid = None if ignore is None else ~np.asarray(ignore, dtype=bool)
-    return gts, ignore, [mask_boundary(g if valid is None else g & valid, width) for g in gts]
 
 
 def masks_and_ious(model: PromptableSegmenter, embedding: ImageEmbedding, low_res: torch.Tensor,
