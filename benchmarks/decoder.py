@@ -167,12 +167,12 @@ def sweep(batches: list[int], reps: int, mask_input: bool, skip_compile: bool) -
             points = (torch.rand(b, 1, 2) * 1024, torch.ones(b, 1, dtype=torch.int))
             masks = torch.randn(b, 1, 256, 256) * 4 if mask_input else None
             sparse, dense = sam.prompt_encoder(points=points, boxes=None, masks=masks)
-            side = fast.image_side(image, dense if mask_input else dense[:1])
+            shared_dense = dense if mask_input else dense[:1]
             for precision in ("fp32", "bf16"):
                 for name in variants:
                     fn = fast.forward if name == "eager" else compiled
-                    calls[precision, name, b] = (
-                        lambda fn=fn, side=side, sparse=sparse: fn(side.keys, side.projected, sparse, not mask_input))
+                    calls[precision, name, b] = lambda fn=fn, sparse=sparse, dense=shared_dense: fn(
+                        *_side(fast, image, dense), sparse, not mask_input)  # image side timed, as decode runs it
         best = dict.fromkeys(calls, float("inf"))
         for round_ in range(reps + 1):  # round 0 warms up (compiles)
             for (precision, name, b), call in calls.items():

@@ -11,8 +11,9 @@ pass: one batched decode per click round for all objects through the fast decode
 upsampling and IoU on torch, distance transforms on error bounding boxes), in fp32 (the IoU of
 every object after every click must agree with the naive loop to 1e-4) and in bf16 autocast
 (its mIoU@1..N difference to fp32 is printed), with --compile compiled (compiling happens in an
-untimed warm-up on the first image). Images: real GrabCut images (../shared/data/grabcut, one
-object each) when present, else synthetic ones (four nested objects each). Models: `tiny` and a
+untimed warm-up on the first image). Images: real ones of --dataset from ../shared/data (GrabCut,
+one object each, by default: the worst case for batching; ppdls or bbbc038 for many objects per
+image, as most SA-23 datasets have) when present, else synthetic ones (four nested objects each). Models: `tiny` and a
 ViT-B-sized random SAM (same decoder, larger encoder); --checkpoint replaces `tiny` with an
 official-layout SAM checkpoint, e.g. the briefly trained proxy of benchmarks/proxy_model.py, whose
 confident logits make the bf16 mIoU difference mean something (random logits sit near zero, where
@@ -46,10 +47,12 @@ from sam_bench.tasks.point.task import interactive_session
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-def load_samples(n: int, synthetic: bool = False) -> tuple[str, list[ImageSample]]:
-    if (SHARED / "grabcut").is_dir() and not synthetic:
-        dataset = open_dataset("grabcut", str(SHARED / "grabcut"), limit=n)
-        return "GrabCut (real, 1 object/image)", [dataset.get(i) for i in range(len(dataset))]
+def load_samples(n: int, synthetic: bool = False, name: str = "grabcut") -> tuple[str, list[ImageSample]]:
+    if (SHARED / name).is_dir() and not synthetic:
+        dataset = open_dataset(name, str(SHARED / name), limit=n)
+        samples = [dataset.get(i) for i in range(len(dataset))]
+        objects = sum(len(s.objects) for s in samples) / max(len(samples), 1)
+        return f"{name} (real, {objects:.1f} objects/image)", samples
     rng = np.random.default_rng(0)
     samples = []
     for i in range(n):
@@ -218,14 +221,16 @@ def main() -> None:
     parser.add_argument("--clicks", type=int, default=20)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch default)")
     parser.add_argument("--skip-vit-b", action="store_true", help="tiny model only")
-    parser.add_argument("--synthetic", action="store_true", help="synthetic images even if GrabCut is present")
+    parser.add_argument("--synthetic", action="store_true", help="synthetic images even if the dataset is present")
+    parser.add_argument("--dataset", default="grabcut",
+                        help="a dataset folder of ../shared/data (grabcut: 1 object/image; ppdls, bbbc038: many)")
     parser.add_argument("--compile", action="store_true", help="ours with torch.compile (compiles in a warm-up)")
     parser.add_argument("--no-bf16", action="store_true", help="skip the bf16 run of ours")
     parser.add_argument("--checkpoint", help="an official-layout SAM checkpoint instead of the random tiny model")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    label, samples = load_samples(args.images, args.synthetic)
+    label, samples = load_samples(args.images, args.synthetic, args.dataset)
     print(f"{label}: {len(samples)} images; torch threads {torch.get_num_threads()}")
     if args.checkpoint:
         loaded = load_sam_checkpoint(args.checkpoint)

@@ -49,7 +49,7 @@ def test_compiled_paths_equal_official_and_do_not_recompile(compiled, official):
         predictor.set_image(image)
         h, w = image.shape[:2]
         n_points = 1 + step  # another click count on the second image: the token count changes
-        points = rng.uniform(0, [w, h], size=(3, n_points, 2))  # 3 prompts, batch 2: chunks 2 + 1 (padded)
+        points = rng.uniform(0, [w, h], size=(3, n_points, 2))  # 3 prompts, batch 2: chunks of 2 and 1 (two graph buckets)
         labels = np.ones((3, n_points), int)
         first = compiled.decode(embedding, Prompts(points, labels), multimask=True)
         boxes = np.sort(rng.uniform(0, [w, h], size=(3, 2, 2)), axis=1).reshape(3, 4)

@@ -28,10 +28,13 @@ from .sam_fast_decoder import FastMaskDecoder, ImageSide, supports
 DECODERS = ("fast", "official")
 
 def default_batch_size(device: torch.device) -> int:
-    """Prompts per decoder call. On CPU the decoder's per-prompt (256, 64, 64) intermediates stop
-    fitting in cache beyond a few prompts (measured: 46 ms/prompt at 4, 80 ms at 8-64); GPUs want
-    large batches."""
-    return 4 if device.type == "cpu" else 64
+    """Prompts per decoder call. On CPU each prompt carries (4096, 256) image-token intermediates
+    (4 MB in fp32), so a few prompts fill the 32 MB L3 cache and larger batches run from memory.
+    Measured with the fast path (benchmarks/decoder.py --sweep, 2 cores, ms per prompt at 1/2/4/8):
+    without mask input eager 33.9/26.7/35.0/44.9, compiled 20.2/18.1/18.0/23.8; with mask input
+    eager 32.4/34.1/38.6/47.2, compiled 19.2/20.5/24.1/26.4. Batch 2 is best or within 7% of it
+    in every case. GPUs want large batches."""
+    return 2 if device.type == "cpu" else 64
 
 
 TINY_ARCHITECTURE = SamArchitecture(
@@ -90,9 +93,9 @@ class SamSegmenter(PromptableSegmenter):
 
     def enable_compile(self) -> None:
         """torch.compile the image encoder and the mask decoder (once per process; recorded in the
-        model's details, hence in run.json and the run identity). Decoder chunks are padded to
-        the batch size and the prompt-token count is marked dynamic, so new images and click
-        counts do not recompile."""
+        model's details, hence in run.json and the run identity). Decoder chunks of more than one
+        prompt are padded to the batch size and the prompt-token count is marked dynamic, so new
+        images and click counts do not recompile."""
         if self.compiled:
             return
         # Instance attributes shadow the methods, so subclasses' overrides are what gets compiled.
@@ -176,9 +179,12 @@ class SamSegmenter(PromptableSegmenter):
     def _run_fast(self, side: ImageSide, sparse: torch.Tensor, multimask: bool) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.compiled:
             return self.fast(side, sparse, multimask)
-        # One compiled graph per (mask input?, multimask): pad the chunk to the batch size by
-        # repeating its last prompt (prompts are independent) and let the token count vary.
-        n, pad = len(sparse), self.batch_size - len(sparse)
+        # Two batch buckets: a single prompt runs alone (one-object images, every click: padding
+        # it would multiply the work), other chunks are padded to the batch size by repeating
+        # their last prompt (prompts are independent). With the token count dynamic that is at
+        # most 2 x (mask input?) x (multimask) = 8 graphs, dynamo's default cache limit.
+        n = len(sparse)
+        pad = 0 if n == 1 else self.batch_size - n
         keys = side.keys
         if pad:
             sparse = torch.cat([sparse, sparse[-1:].expand(pad, -1, -1)])
