@@ -27,13 +27,14 @@ from .sam_fast_decoder import FastMaskDecoder, ImageSide, supports
 
 DECODERS = ("fast", "official")
 
+
 def default_batch_size(device: torch.device) -> int:
     """Prompts per decoder call. On CPU each prompt carries (4096, 256) image-token intermediates
     (4 MB in fp32), so a few prompts fill the 32 MB L3 cache and larger batches run from memory.
-    Measured with the fast path (benchmarks/decoder.py --sweep, 2 cores, ms per prompt at 1/2/4/8):
-    without mask input eager 33.9/26.7/35.0/44.9, compiled 20.2/18.1/18.0/23.8; with mask input
-    eager 32.4/34.1/38.6/47.2, compiled 19.2/20.5/24.1/26.4. Batch 2 is best or within 7% of it
-    in every case. GPUs want large batches."""
+    Measured with the fast path, image side included (benchmarks/decoder.py --sweep, 2 cores, ms
+    per prompt at batch 1/2/4/8): with mask input (the point task's clicks 2..N) eager
+    45.7/37.0/42.8/57.0, compiled 27.7/24.0/27.9/30.8; without (first clicks, AMG) eager
+    59.0/42.9/43.1/55.4, compiled 35.5/30.9/24.7/29.2. GPUs want large batches."""
     return 2 if device.type == "cpu" else 64
 
 
@@ -103,6 +104,12 @@ class SamSegmenter(PromptableSegmenter):
         self._mask_decoder = torch.compile(self._mask_decoder)
         if self.fast is not None:
             self._fast_forward = torch.compile(self.fast.forward)
+            # Up to 16 decoder graphs (see _run_fast) per precision, and dynamo counts them per
+            # code object, across segmenters: past its default limit of 8 it would silently run
+            # the rest eager (measured on PPDLS: fp32 and bf16 in one process hit it).
+            config = torch._dynamo.config
+            name = "recompile_limit" if hasattr(config, "recompile_limit") else "cache_size_limit"  # torch < 2.6
+            setattr(config, name, max(getattr(config, name), 64))
         self.compiled = True
         self.info.details["compiled"] = True
 
@@ -181,8 +188,8 @@ class SamSegmenter(PromptableSegmenter):
             return self.fast(side, sparse, multimask)
         # Two batch buckets: a single prompt runs alone (one-object images, every click: padding
         # it would multiply the work), other chunks are padded to the batch size by repeating
-        # their last prompt (prompts are independent). With the token count dynamic that is at
-        # most 2 x (mask input?) x (multimask) = 8 graphs, dynamo's default cache limit.
+        # their last prompt (prompts are independent). The token count is dynamic; the graphs are
+        # bucket x mask input x multimask x few tokens (see enable_compile's recompile limit).
         n = len(sparse)
         pad = 0 if n == 1 else self.batch_size - n
         keys = side.keys
