@@ -87,11 +87,12 @@ def main() -> None:
     variants: dict[str, Callable[[], object] | None] = {
         "matmul peak": None,  # per precision below, timed in the same rounds as the decoders
         "official eager": lambda: sam.mask_decoder(image, pe, sparse, dense, multimask),
-        "fast eager": lambda: fast(fast.image_side(image, shared_dense), sparse, multimask),
+        "fast eager": lambda: fast(fast.image_side(image, shared_dense, masks is None), sparse, multimask),
     }
     if official_compiled is not None:
         variants["official compiled"] = lambda: official_compiled(image, pe, sparse, dense, multimask)
-        variants["fast compiled"] = lambda: fast_compiled(*_side(fast, image, shared_dense), sparse, multimask)
+        variants["fast compiled"] = lambda: fast_compiled(
+            *_side(fast, image, shared_dense, masks is None), sparse, multimask)
     if args.profile:
         with torch.no_grad():
             for name, fn in variants.items():
@@ -172,7 +173,7 @@ def sweep(batches: list[int], reps: int, mask_input: bool, skip_compile: bool) -
                 for name in variants:
                     fn = fast.forward if name == "eager" else compiled
                     calls[precision, name, b] = lambda fn=fn, sparse=sparse, dense=shared_dense: fn(
-                        *_side(fast, image, dense), sparse, not mask_input)  # image side timed, as decode runs it
+                        *_side(fast, image, dense, not mask_input), sparse, not mask_input)  # image side timed, as decode runs it
         best = dict.fromkeys(calls, float("inf"))
         for round_ in range(reps + 1):  # round 0 warms up (compiles)
             for (precision, name, b), call in calls.items():
@@ -192,8 +193,8 @@ def sweep(batches: list[int], reps: int, mask_input: bool, skip_compile: bool) -
           f"{best['fp32', last, batches[0]] / best['fp32', last, fastest]:.2f}x")
 
 
-def _side(fast: FastMaskDecoder, image: torch.Tensor, dense: torch.Tensor) -> tuple:
-    side = fast.image_side(image, dense)
+def _side(fast: FastMaskDecoder, image: torch.Tensor, dense: torch.Tensor, shared: bool) -> tuple:
+    side = fast.image_side(image, dense, shared)
     return side.keys, side.projected
 
 

@@ -73,7 +73,7 @@ def test_fast_decoder_module_on_decoder_inputs():
         for masks in (None, torch.randn(3, 1, 256, 256)):
             sparse, dense = sam.prompt_encoder(points=points, boxes=None, masks=masks)
             ref_masks, ref_iou = sam.mask_decoder(image, image_pe, sparse, dense, True)
-            side = fast.image_side(image, dense[:1] if masks is None else dense)
+            side = fast.image_side(image, dense[:1] if masks is None else dense, shared=masks is None)
             assert (side.projected is None) == (masks is not None)  # shared only without mask input
             out_masks, out_iou = fast(side, sparse, True)
             assert (out_masks - ref_masks).abs().max().item() <= TOL

@@ -161,9 +161,10 @@ class SamSegmenter(PromptableSegmenter):
                     low, iou = self._mask_decoder(features, sparse, dense, multimask)
                 else:
                     if chunk.mask_logits is None and shared is None:
-                        shared = self.fast.image_side(embedding.features["image_embed"].to(self.device), dense[:1])
+                        shared = self.fast.image_side(embedding.features["image_embed"].to(self.device), dense[:1],
+                                                      shared=True)
                     side = shared if shared is not None else self.fast.image_side(
-                        embedding.features["image_embed"].to(self.device), dense)
+                        embedding.features["image_embed"].to(self.device), dense, shared=False)
                     low, iou = self._run_fast(side, sparse, multimask)
             logits.append(low.float())
             ious.append(iou.float())

@@ -103,11 +103,14 @@ class FastMaskDecoder:
         with_pe = torch.cat([torch.full((m.out_features,), f, device=weight.device) for m, f in parts])
         return weight, bias, with_pe
 
-    def image_side(self, image_embedding: Tensor, dense: Tensor) -> ImageSide:
-        """image_embedding (1, C, h, w); dense (1, C, h, w) when it is the same for every prompt
-        (no mask input), else (B, C, h, w)."""
+    def image_side(self, image_embedding: Tensor, dense: Tensor, shared: bool) -> ImageSide:
+        """image_embedding (1, C, h, w); dense (1, C, h, w) and `shared` when it is the same for
+        every prompt (no mask input): the first block's projections are then made once here, for
+        all the image's prompts. Otherwise dense is (B, C, h, w), one per prompt, and nothing is
+        projected ahead: with few tokens the forward goes through the weights instead, which a
+        single mask prompt (every click of a one-object image) would otherwise pay for twice."""
         keys = (image_embedding + dense).flatten(2).transpose(1, 2)
-        return ImageSide(keys, self._project(0, keys) if keys.shape[0] == 1 else None)
+        return ImageSide(keys, self._project(0, keys) if shared else None)
 
     def _project(self, index: int, keys: Tensor) -> Tensor:
         """Image-side projections of block `index` (len(layers): the final attention) of keys + pe,
