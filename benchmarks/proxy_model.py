@@ -122,15 +122,19 @@ def main() -> None:
                                       torch.ones(len(chosen), 1, dtype=torch.int))}
             loss, logits, iou = _decode_loss(sam, embedding, target, multimask=True, **prompts)
             if "points" in prompts and rng.random() < 0.5:  # a second round: corrective click + mask input
-                extra = []
+                second_points, second_labels = [], []
                 for row, i in enumerate(chosen):
                     pred = F.interpolate(logits[row:row + 1].detach().float(), (LOW * 4, LOW * 4), mode="bilinear")
                     error = masks[i] ^ (_crop(pred[0, 0], transform, image.shape[:2]) > 0)
-                    y, x = (random_point(error, rng)[::-1] if error.any() else (0.0, 0.0))
-                    extra.append([[x, y]] if error.any() else [list(points[row, 0])])
-                    extra[-1] = extra[-1] + [masks[i][int(y), int(x)] if error.any() else True]
-                coords = np.concatenate([points, np.array([[e[0]] for e in extra])], 1)
-                labels = torch.tensor([[1, int(e[1])] for e in extra], dtype=torch.int)
+                    if error.any():  # positive on a missed object pixel, negative on a false one
+                        x, y = random_point(error, rng)
+                        second_points.append((x, y))
+                        second_labels.append(int(masks[i][int(y), int(x)]))
+                    else:  # nothing to correct: the first click again
+                        second_points.append(tuple(points[row, 0]))
+                        second_labels.append(1)
+                coords = np.concatenate([points, np.array(second_points)[:, None]], 1)
+                labels = torch.tensor([[1, label] for label in second_labels], dtype=torch.int)
                 second, logits, iou = _decode_loss(
                     sam, embedding, target, multimask=False, mask_input=logits.detach(),
                     points=(torch.as_tensor(transform.apply_coords(coords, image.shape[:2])).float(), labels))

@@ -33,7 +33,7 @@ def default_batch_size(device: torch.device) -> int:
     (4 MB in fp32), so a few prompts fill the 32 MB L3 cache and larger batches run from memory.
     Measured with the fast path, image side included (benchmarks/decoder.py --sweep, 2 cores, ms
     per prompt at batch 1/2/4/8): with mask input (the point task's clicks 2..N) eager
-    45.7/37.0/42.8/57.0, compiled 27.7/24.0/27.9/30.8; without (first clicks, AMG) eager
+    38.7/39.0/39.4/51.5, compiled 24.4/21.4/24.8/28.2; without (first clicks, AMG) eager
     59.0/42.9/43.1/55.4, compiled 35.5/30.9/24.7/29.2. GPUs want large batches."""
     return 2 if device.type == "cpu" else 64
 
