@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import signal
 import subprocess
 import sys
@@ -40,17 +39,22 @@ def _alive(pid: int) -> bool:
         return False
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and prctl")
-def test_pool_workers_die_with_a_killed_parent():
-    parent = subprocess.Popen([sys.executable, "-c", POOL_SCRIPT, str(ROOT)], stdout=subprocess.PIPE, text=True)
-    workers = [int(p) for p in parent.stdout.readline().split()]
-    assert len(workers) == 2 and all(_alive(p) for p in workers)
+def _kill_and_expect_gone(parent: subprocess.Popen, workers: list[int], message: str) -> None:
+    """SIGKILL `parent`, then wait up to 10 s for every worker pid to be gone."""
     parent.send_signal(signal.SIGKILL)
     parent.wait()
     deadline = time.time() + 10
     while time.time() < deadline and any(_alive(p) for p in workers):
         time.sleep(0.1)
-    assert not any(_alive(p) for p in workers), "workers outlived their killed parent"
+    assert not any(_alive(p) for p in workers), message
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="/proc and prctl")
+def test_pool_workers_die_with_a_killed_parent():
+    parent = subprocess.Popen([sys.executable, "-c", POOL_SCRIPT, str(ROOT)], stdout=subprocess.PIPE, text=True)
+    workers = [int(p) for p in parent.stdout.readline().split()]
+    assert len(workers) == 2 and all(_alive(p) for p in workers)
+    _kill_and_expect_gone(parent, workers, "workers outlived their killed parent")
 
 
 def test_cache_entry_of_the_wrong_shape_is_recomputed(tiny_model, tmp_path, caplog):
@@ -133,9 +137,4 @@ def test_loader_workers_die_with_a_killed_run(synthetic_roots, tmp_path):
         time.sleep(0.05)
     workers = loader_workers()
     assert run.poll() is None and workers, "the run should be loading images with a worker"
-    run.send_signal(signal.SIGKILL)
-    run.wait()
-    deadline = time.time() + 10
-    while time.time() < deadline and any(_alive(p) for p in workers):
-        time.sleep(0.1)
-    assert not any(_alive(p) for p in workers), "loader workers outlived their killed run"
+    _kill_and_expect_gone(run, workers, "loader workers outlived their killed run")

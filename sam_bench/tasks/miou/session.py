@@ -70,7 +70,6 @@ def prompted_session(model: PromptableSegmenter, embedding: ImageEmbedding, gts:
     boxes: (K, 4) x0 y0 x1 y1 ground-truth boxes (used when the prompt has a box).
     """
     timed = timed if timed is not None else StageTimers()
-    valid = None if ignore is None else ~np.asarray(ignore, dtype=bool)
     results = [InstanceResult() for _ in gts]
     with timed("clicks"):
         for result, first in zip(results, first_clicks(prompt, gts, ignore, rng)):
@@ -95,14 +94,14 @@ def prompted_session(model: PromptableSegmenter, embedding: ImageEmbedding, gts:
         prompts = Prompts(points, labels, boxes=boxes[active] if use_box else None)
         with timed("decode"):
             decoded = model.decode(embedding, prompts, multimask=mask_choice != "single")
-        if round_ == 1:  # clicks and boundaries on the decoder's device, or numpy
+        if round_ == 1:  # ground truth on the decoder's device once; clicks and boundaries there too, or numpy
             device = on_device(decoded.low_res_logits)
             with timed("metric"):
-                truth = GroundTruth(gts, ignore, decoded.low_res_logits.device) if device else None
-                click_gts, click_ignore, gt_boundaries = click_inputs(gts, ignore, truth)
+                truth = GroundTruth(gts, ignore, decoded.low_res_logits.device)
+                click_gts, click_ignore, gt_boundaries = click_inputs(gts, ignore, truth if device else None)
         with timed("masks"):
             ious, pred_iou, kept = _score(model, embedding, decoded.low_res_logits,
-                                          decoded.iou_predictions, gts, valid, active, mask_choice)
+                                          decoded.iou_predictions, truth, active, mask_choice)
             kept = kept if device else kept.cpu().numpy()
         with timed("metric"):
             for i, k in enumerate(active):
@@ -114,8 +113,8 @@ def prompted_session(model: PromptableSegmenter, embedding: ImageEmbedding, gts:
 
 
 def _score(model: PromptableSegmenter, embedding: ImageEmbedding, low_res: torch.Tensor,
-           iou_predictions: torch.Tensor, gts: list[np.ndarray], valid: Optional[np.ndarray],
-           objects: list[int], mask_choice: str) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
+           iou_predictions: torch.Tensor, truth: GroundTruth, objects: list[int],
+           mask_choice: str) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
     """(IoU, predicted IoU, full-res mask on the device) of the kept candidate of each prompt, void
     pixels removed.
 
@@ -124,10 +123,9 @@ def _score(model: PromptableSegmenter, embedding: ImageEmbedding, low_res: torch
     ious, preds, kept = [], [], []
     for sl, logits in upsampled_chunks(model, embedding, low_res):
         pred = logits > model.mask_threshold  # (c, M, H, W)
-        gt = torch.from_numpy(np.stack([gts[k] for k in objects[sl]])).to(pred.device)[:, None]
-        if valid is not None:  # ground truth and prediction both without void, as the point task
-            valid_t = torch.from_numpy(valid).to(pred.device)
-            pred, gt = pred & valid_t, gt & valid_t
+        gt = truth.masks[torch.as_tensor(objects[sl], device=pred.device)][:, None]  # void removed
+        if truth.valid is not None:  # prediction without void too, as the point task
+            pred = pred & truth.valid
         inter = (pred & gt).flatten(2).sum(2)
         union = (pred | gt).flatten(2).sum(2)
         cand = torch.where(union > 0, inter.double() / union.clamp(min=1), 1.0)

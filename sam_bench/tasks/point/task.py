@@ -159,7 +159,6 @@ class PointTask(Task):
     Options = PointOptions
     paper_section = (7, 1)  # report order
 
-
     def evaluate_image(self, ctx: RunContext, sample: ImageSample) -> ImageResult:
         model: PromptableSegmenter = ctx.model  # type: ignore[assignment]  # runner checked Task.requires
         shape = (sample.height, sample.width)
