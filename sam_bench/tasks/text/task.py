@@ -1,7 +1,7 @@
 """Zero-shot text-to-mask with SAM + CLIP: sam-bench's protocol (the paper shows pictures only).
 
 Per image: SAM candidate masks (automatic mask generation, or a text-conditioned detector's boxes
-prompted into SAM, Grounded-SAM style; see `sam_bench.tasks.text.candidates`), computed once; every
+prompted into SAM, Grounded-SAM style; see `sam_bench.detect.candidates`), computed once; every
 candidate's square mask crop embedded once by CLIP (in batches); each phrase (embedded once per
 run) takes the candidate with the highest cosine similarity, optionally refined with one extra
 point at that mask's centre.
@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .clip import (CATEGORY_TEMPLATES, EXPRESSION_TEMPLATES, ClipScorer, check_templates, clip_identity,
+from ...detect.clip import (CATEGORY_TEMPLATES, EXPRESSION_TEMPLATES, ClipScorer, check_templates, clip_identity,
                     load_clip)
 from ...data.coco_results import encode_masks
 from ...data.types import ImageSample
@@ -33,7 +33,7 @@ from ...registry import TASKS
 from ...reporting.markdown import markdown_table
 from ...data.coco_meta import coco_image_id
 from ...data.coco_results import load_detections
-from .candidates import (AmgCandidates, Candidates, CandidateSource, DetectorCandidates, refine_at_centres)
+from ...detect.candidates import (AmgCandidates, Candidates, CandidateSource, DetectorCandidates, refine_at_centres)
 from ...engine.context import ImageResult, RunContext
 from ...reporting.entry import ReportEntry
 from ..base import Task

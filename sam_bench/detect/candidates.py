@@ -1,4 +1,5 @@
-"""Candidate masks of the text-to-mask task (`sam_bench.tasks.text`), computed once per image.
+"""Candidate masks of the text-to-mask task (`sam_bench.tasks.text`) and the CLIP concept source, computed
+once per image.
 
 Two sources: SAM's automatic mask generation over the whole image (each candidate's prompt is its
 grid point), or a text-conditioned detector's boxes prompted into SAM, one mask per box
@@ -12,14 +13,14 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
-from ...core.types import ImageEmbedding, Prompts
-from ...data.coco_meta import coco_image_id
-from ...data.coco_results import DetectionIndex
-from ...data.types import ImageSample
-from ...models.base import PromptableSegmenter
-from ...models.upsampling import upsampled_chunks
-from ...prompts.clicks import center_click
-from ...engine.context import RunContext
+from ..core.types import ImageEmbedding, Prompts
+from ..data.coco_meta import coco_image_id
+from ..data.coco_results import DetectionIndex
+from ..data.types import ImageSample
+from ..models.base import PromptableSegmenter
+from ..models.upsampling import upsampled_chunks
+from ..prompts.clicks import center_click
+from ..engine.context import RunContext
 
 
 @dataclass
@@ -59,7 +60,10 @@ class AmgCandidates:
 
     def __call__(self, ctx: RunContext, sample: ImageSample, image: np.ndarray,
                  embed: Callable[[], ImageEmbedding]) -> Candidates:
-        records = self.generator.generate(image, embedding=embed()).records
+        return self.of_image(image, embed())
+
+    def of_image(self, image: np.ndarray, embedding: ImageEmbedding) -> Candidates:
+        records = self.generator.generate(image, embedding=embedding).records
         h, w = image.shape[:2]
         if not records:
             return empty_candidates(h, w)
