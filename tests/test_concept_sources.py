@@ -96,6 +96,76 @@ def test_sam3_text_prompt_equals_sam3_processor(tmp_path, coco_image):
             assert_same(got, state["masks"][:, 0], state["scores"], state["boxes"])
 
 
+# ---------------------------------------------------------------------------------------- detector + SAM
+def tiny_owlv2():
+    import transformers as T
+
+    torch.manual_seed(3)
+    small = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2)
+    config = T.Owlv2Config(text_config=small, vision_config=dict(small, image_size=128, patch_size=16),
+                           projection_dim=32)
+    model = T.Owlv2ForObjectDetection(config).eval()
+    with torch.no_grad():  # boxes near their grid cells and unsaturated scores (random ones hit 0 and 1)
+        model.box_head.dense2.weight.mul_(0.01)
+        model.class_head.logit_scale.weight.mul_(0.01)
+        model.class_head.logit_shift.weight.mul_(0.01)
+    return model, T.Owlv2Processor(T.Owlv2ImageProcessor(size={"height": 128, "width": 128}), clip_tokenizer())
+
+
+def tiny_grounding_dino(vocab_dir):
+    import transformers as T
+
+    torch.manual_seed(4)
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", "a", "cat", "person"]
+    (vocab_dir / "vocab.txt").write_text("\n".join(words) + "\n")  # a BERT vocabulary of the test's words
+    swin = T.SwinConfig(embed_dim=16, depths=[1, 1, 1, 1], num_heads=[1, 1, 1, 1], window_size=4, image_size=64,
+                        out_features=["stage2", "stage3", "stage4"])
+    text = T.BertConfig(vocab_size=len(words), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64)
+    config = T.GroundingDinoConfig(backbone_config=swin, text_config=text, d_model=32, encoder_layers=1,
+                                   decoder_layers=2, encoder_ffn_dim=64, decoder_ffn_dim=64, encoder_attention_heads=2,
+                                   decoder_attention_heads=2, num_queries=30)
+    processor = T.GroundingDinoProcessor(T.GroundingDinoImageProcessor(size={"shortest_edge": 64, "longest_edge": 96}),
+                                         T.BertTokenizer(str(vocab_dir / "vocab.txt")))
+    return T.GroundingDinoForObjectDetection(config).eval(), processor
+
+
+@pytest.mark.parametrize("kind", ["owlv2", "grounding_dino"])
+def test_detector_boxes_prompt_sam(kind, tmp_path, small_checkpoint, coco_image):
+    from segment_anything import SamPredictor
+
+    from sam_bench.models.sam import build_sam_model
+
+    model, processor = tiny_owlv2() if kind == "owlv2" else tiny_grounding_dino(tmp_path)
+    model.save_pretrained(tmp_path / kind)
+    processor.save_pretrained(tmp_path / kind)
+    sam = build_sam_model(str(small_checkpoint), decoder="official")
+    source = build_concept_source(sam, f"transformers:{tmp_path / kind}", None, torch.device("cpu"))
+    h, w = coco_image.shape[:2]
+    # OWLv2 pads the image to a square at its bottom right: boxes are scaled by the square's side.
+    size = (max(h, w),) * 2 if kind == "owlv2" else (h, w)
+    inputs = processor(images=coco_image, text=[[PHRASES[0]]], return_tensors="pt")
+    with torch.no_grad():
+        outputs = model(**inputs)
+    extra = {"input_ids": inputs["input_ids"]} if kind == "grounding_dino" else {}
+    every = processor.post_process_grounded_object_detection(outputs, threshold=0.0, target_sizes=[size], **extra)[0]
+    threshold = float(np.unique(every["scores"].numpy())[-7])  # about six boxes: each is checked one by one below
+    result = processor.post_process_grounded_object_detection(outputs, threshold=threshold, target_sizes=[size],
+                                                              **extra)[0]
+    boxes = np.clip(result["boxes"].numpy().astype(np.float64), 0, [w, h, w, h])
+    assert 6 <= len(boxes) <= 12 and len(np.unique(boxes.round(), axis=0)) > 1
+    source.min_score = threshold
+    found = source.segment_concepts(coco_image, PHRASES[:1])[0]
+    assert np.array_equal(found.scores, result["scores"].numpy().astype(np.float64))
+    assert np.array_equal(found.boxes, boxes)
+    predictor = SamPredictor(sam.model)
+    predictor.set_image(coco_image)
+    for box, mask in zip(boxes, found.masks):
+        logits = predictor.predict(box=box, multimask_output=False, return_logits=True)[0][0]
+        # Batched and one-by-one decoding agree to 1e-4 in logits: only pixels that close to 0 may differ.
+        assert np.array_equal(mask | (np.abs(logits) < 1e-4), (logits > 0) | (np.abs(logits) < 1e-4))
+
+
 # ---------------------------------------------------------------------------------------- errors
 def test_a_model_without_text_says_what_to_pass(tiny_model):
     with pytest.raises(ConfigError, match="cannot segment noun phrases .* --detector transformers:DIR"):
