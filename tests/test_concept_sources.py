@@ -166,6 +166,42 @@ def test_detector_boxes_prompt_sam(kind, tmp_path, small_checkpoint, coco_image)
         assert np.array_equal(mask | (np.abs(logits) < 1e-4), (logits > 0) | (np.abs(logits) < 1e-4))
 
 
+# ---------------------------------------------------------------------------------------- CLIP candidates
+def test_clip_source_classifies_automatic_masks_among_the_phrases(tmp_path, tiny_model, coco_image):
+    from sam_bench.amg import AmgSettings, AutomaticMaskGenerator
+    from sam_bench.detect.candidates import AmgCandidates
+    from sam_bench.detect.clip import CATEGORY_TEMPLATES, ClipScorer, load_clip, mask_crops, write_tiny_clip
+    from sam_bench.detect.concept_sources import ClipConcepts
+
+    image = np.ascontiguousarray(coco_image[::2, ::2])
+    clip = load_clip("unused-for-a-directory", write_tiny_clip(tmp_path / "clip"))
+    # A 4x4 point grid, no quality filters and no NMS keep the untrained model's automatic masks cheap and many.
+    settings = AmgSettings(points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0, box_nms_thresh=1.0)
+    source = ClipConcepts(tiny_model, ClipScorer(clip, 1.5, True), AmgCandidates(AutomaticMaskGenerator(tiny_model, settings)))
+    source.min_score = 0.0
+    found = source.segment_concepts(image, PHRASES)
+    # The same automatic masks, and CLIP's zero-shot probabilities written plainly with open_clip.
+    records = AutomaticMaskGenerator(tiny_model, settings).generate(image, embedding=tiny_model.encode(image)).records
+    masks = np.stack([r["segmentation"] for r in records])
+    boxes = np.array([r["bbox"] for r in records], np.float64)
+    boxes[:, 2:] += boxes[:, :2]
+    normalize = torch.nn.functional.normalize
+    with torch.no_grad():
+        pixels = mask_crops(image, masks, boxes, clip.image_size, 1.5, True)
+        crops = clip.model.encode_image((pixels - torch.tensor(clip.mean).view(1, 3, 1, 1))
+                                        / torch.tensor(clip.std).view(1, 3, 1, 1))
+        texts = torch.stack([normalize(normalize(clip.model.encode_text(
+            clip.tokenizer([t.format(p) for t in CATEGORY_TEMPLATES])), dim=-1).mean(0), dim=-1) for p in PHRASES])
+        probs = (clip.model.logit_scale.exp().double() * (texts @ normalize(crops, dim=-1).T).double()).softmax(0)
+    assert len(records) > 1
+    for phrase_probs, got in zip(probs.numpy(), found):
+        keep = phrase_probs > 0.0
+        assert np.array_equal(got.masks, masks[keep]) and np.array_equal(got.boxes, boxes[keep])
+        assert np.allclose(got.scores, phrase_probs[keep], atol=1e-6)
+    source.min_score = 0.5  # one phrase at most per mask
+    assert sum(len(f.scores) for f in source.segment_concepts(image, PHRASES)) == int((probs > 0.5).sum())
+
+
 # ---------------------------------------------------------------------------------------- errors
 def test_a_model_without_text_says_what_to_pass(tiny_model):
     with pytest.raises(ConfigError, match="cannot segment noun phrases .* --detector transformers:DIR"):
