@@ -208,3 +208,32 @@ def test_a_model_without_text_says_what_to_pass(tiny_model):
         build_concept_source(tiny_model, None, None, torch.device("cpu"))
     with pytest.raises(ConfigError, match="not both"):
         build_concept_source(tiny_model, "transformers:x", "clip", torch.device("cpu"))
+
+
+# ---------------------------------------------------------------------------------------- text task
+def test_text_task_takes_sam3_instances_as_candidates(hf_sam3, synthetic_roots, tmp_path):
+    """candidates=concepts: each phrase's answer is SAM 3's best-scoring instance for that phrase."""
+    from sam_bench.config import RunConfig
+    from sam_bench.data.registry import open_dataset
+    from sam_bench.engine.context import RunContext
+    from sam_bench.models.hf import build_hf_model
+    from sam_bench.tasks.text.task import TextOptions, TextTask
+
+    adapter = build_hf_model(str(hf_sam3[2]))
+    dataset = open_dataset("demo", str(synthetic_roots["demo"]), limit=1)
+    cfg = RunConfig(task="text", model="hf", dataset="demo", data_root=str(synthetic_roots["demo"]), out=str(tmp_path))
+    ctx = RunContext(model=adapter, dataset=dataset, out_dir=tmp_path, device=torch.device("cpu"), config=cfg)
+    task = TextTask(TextOptions(candidates="concepts", rank_by="concepts", ap_categories="none"))
+    task.setup(ctx)
+    sample = dataset.get(0)
+    rows = task.evaluate_image(ctx, sample).rows
+    assert len(rows) >= 2
+    image = sample.load_image()
+    for row, query in zip(rows, task.queries(sample)):
+        found = adapter.segment_concepts(image, [row["phrase"]])[0]  # min_score 0 since setup
+        best = int(np.argmax(found.scores))
+        assert row["score"] == found.scores[best] and row["candidates"] == len(rows) * 20
+        inter = np.count_nonzero(found.masks[best] & query.target)
+        assert (row["intersection"], row["union"]) == (inter, np.count_nonzero(found.masks[best] | query.target))
+    with pytest.raises(ConfigError, match="candidates=concepts only"):
+        TextTask(TextOptions()).setup(ctx)
