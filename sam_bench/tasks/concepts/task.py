@@ -50,6 +50,7 @@ class ConceptOptions:
     crowd: str = "official"  # official | ignore
     detector: Optional[str] = None  # promptable models: transformers:DIR open-vocabulary detector
     clip_checkpoint: Optional[str] = None  # promptable models: CLIP-scored SAM candidates instead
+    clip_model: str = "ViT-L-14-336"  # open_clip architecture of --clip-checkpoint (a weights file)
     negatives_per_image: int = 5  # COCO: absent categories asked per image (seeded by --seed and image id)
     save_predictions: bool = True  # model runs: write predictions.json (the same format) for rescoring
 
@@ -99,19 +100,16 @@ class ConceptsTask(Task):
             self.predictions = load_predictions(self.options.predictions, self._is_query(dataset),
                                                 f"dataset '{dataset.name}'")
             return
-        model = ctx.model
-        if isinstance(model, ConceptSegmenter):
-            if self.options.detector or self.options.clip_checkpoint:
-                raise ConfigError(f"model '{model.info.name}' segments concepts itself: drop --detector / "
-                                  "--clip-checkpoint (they turn a promptable model into a concept source)")
+        model, o = ctx.model, self.options
+        if isinstance(model, ConceptSegmenter) and not (o.detector or o.clip_checkpoint):
             self.source = model
         else:
-            try:
+            try:  # the composed sources (detector + promptable family, CLIP candidates)
                 from ...detect.concept_sources import build_concept_source
             except ImportError:
                 raise ConfigError("a promptable model needs sam_bench.detect.concept_sources (detector or CLIP "
                                   "concept sources), which this install lacks") from None
-            self.source = build_concept_source(model, self.options.detector, self.options.clip_checkpoint, ctx.device)
+            self.source = build_concept_source(model, o.detector, o.clip_checkpoint, ctx.device, clip_model=o.clip_model)
         if self.options.save_predictions:
             self.store = PerImageResults(ctx.out_dir / "predictions")
 
