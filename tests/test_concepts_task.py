@@ -189,7 +189,7 @@ def test_data_check_names_missing_files(shared_data, tmp_path):
     assert any("gold_sa1b_merged_a_test.json: SA-Co annotation file not found" in x for x in lines)
 
 
-def test_promptable_model_without_sources_or_with_bad_options(tmp_path, shared_data):
+def test_unknown_crowd_rule_is_refused(tmp_path, shared_data):
     with pytest.raises(ConfigError, match="crowd of task 'concepts'"):
         run(RunConfig(task="concepts", dataset="coco_concepts", data_root=str(shared_data / "coco_mini"),
                       out=str(tmp_path), options={"predictions": "x.json", "crowd": "sometimes"}))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -113,7 +113,7 @@ class ConceptsTask(Task):
         if self.options.save_predictions:
             self.store = PerImageResults(ctx.out_dir / "predictions")
 
-    def _is_query(self, dataset: Any):
+    def _is_query(self, dataset: Any) -> Callable[[str], bool]:
         if self.coco_rule is None:
             known = dataset.query_ids()
             return known.__contains__
