@@ -170,7 +170,10 @@ def test_report_says_k_of_7_and_shows_published_rows(shared_data, tmp_path):
     for subset in ("metaclip", "sa1b", "crowded"):
         run(RunConfig(task="concepts", dataset="saco_gold", split=subset, data_root=str(root), out=str(out),
                       name=f"concepts_gold_{subset}", options={"predictions": str(preds)}))
+    run(RunConfig(task="concepts", dataset="saco_gold", split="metaclip", data_root=str(root), out=str(out),
+                  name="concepts_gold_metaclip_crowd_ignore", options={"predictions": str(preds), "crowd": "ignore"}))
     report = build_report([out], out)
+    assert "predictions (preds.json) [crowd ignore] | " in report and "crowd ignore (predictions inside" in report
     assert "3 of 7" in report and "SAM 3 (published)" in report and "| 54.1 | 0.82 | 66.1 |" in report
     assert "crowd official" in report and "predictions file" in report
     line = next(x for x in report.splitlines() if x.startswith("| predictions"))
