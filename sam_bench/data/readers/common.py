@@ -90,19 +90,27 @@ def pair_files(root: Path, images: str, annotations: str, image_suffix: str | li
     return pairs
 
 
-def decode_segmentation(segmentation: Any, height: int, width: int, where: str) -> np.ndarray:
-    """COCO segmentation (polygon list, uncompressed or compressed RLE) -> (H, W) bool mask."""
+def segmentation_rle(segmentation: Any, height: int, width: int, where: str) -> dict[str, Any]:
+    """COCO segmentation (polygon list, uncompressed or compressed RLE) -> pycocotools RLE, the
+    conversion of pycocotools' `COCO.annToRLE` (what COCO-style evaluators compute IoU on)."""
     try:
         if isinstance(segmentation, list):  # polygons: one RLE per part, merged
-            rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
-        elif isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), list):
-            rle = mask_utils.frPyObjects(segmentation, height, width)  # uncompressed RLE
-        elif isinstance(segmentation, dict) and "counts" in segmentation:
+            return mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
+        if isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), list):
+            return mask_utils.frPyObjects(segmentation, height, width)  # uncompressed RLE
+        if isinstance(segmentation, dict) and "counts" in segmentation:
             counts = segmentation["counts"]
-            rle = {"size": segmentation["size"],
-                   "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
-        else:
-            raise ValueError("not a polygon list or an RLE dict")
+            return {"size": [int(v) for v in segmentation["size"]],
+                    "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+        raise ValueError("not a polygon list or an RLE dict")
+    except (ValueError, TypeError, KeyError, IndexError, UnicodeEncodeError) as exc:
+        raise DataError(f"{where}: cannot decode segmentation: {exc}") from None
+
+
+def decode_segmentation(segmentation: Any, height: int, width: int, where: str) -> np.ndarray:
+    """COCO segmentation (polygon list, uncompressed or compressed RLE) -> (H, W) bool mask."""
+    rle = segmentation_rle(segmentation, height, width, where)
+    try:
         mask = mask_utils.decode(rle)
     except (ValueError, TypeError, KeyError, IndexError) as exc:
         raise DataError(f"{where}: cannot decode segmentation: {exc}") from None
