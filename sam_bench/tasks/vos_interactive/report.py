@@ -1,0 +1,107 @@
+"""report.md section of `vos_interactive`: J&F (%) after k interacted frames per setting, the
+settings and open choices of every run under the table, and SAM 2's Fig. 5-style curves (J&F
+against interacted frames; offline and online panels; one line per run, averaged over its datasets)."""
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ...io import atomic_write
+from ...reporting.entry import ReportEntry
+from ...reporting.markdown import markdown_table
+
+FIGURE = "figures/vos_interactive_curves.png"
+# The open choices and what each value means, printed under the table.
+CHOICES = {"frame_ties": "ties between frames of equal J go to the {} frame",
+           "pass_start": "a pass re-propagates from {}",
+           "propagate_each_click": "a full pass after every click of a frame: {}",
+           "candidates": "frames that may be interacted with: {}"}
+
+
+def _frames(entry: ReportEntry) -> int:
+    return int(entry.record.get("task_options", {}).get("frames", 8))
+
+
+def _settings(entry: ReportEntry) -> str:
+    o: dict[str, Any] = entry.record.get("task_options", {})
+    text = (f"{o.get('mode')}; first interaction: {o.get('first')}; up to {o.get('clicks_per_frame')} RITM clicks "
+            f"per frame; {o.get('frames')} interacted frames")
+    if o.get("mode") == "online":
+        text += f"; pause where J < {o.get('threshold')}"
+    else:
+        text += "; " + "; ".join(f"[open] {what.format(o.get(name))}" for name, what in CHOICES.items()
+                                 if name != "candidates")
+    return text + f"; [open] {CHOICES['candidates'].format(o.get('candidates'))}; objects: {o.get('objects')}"
+
+
+def curve_figure(curves: dict[str, list[float]], titles: tuple[str, ...] = ("",)) -> Any:
+    """J&F (%) against interacted frames: one panel per title, `curves` keyed (title, label) or label."""
+    from matplotlib.figure import Figure  # no pyplot: no global backend state
+
+    fig = Figure(figsize=(4.4 * len(titles), 3.4))
+    axes = fig.subplots(1, len(titles), squeeze=False)[0]
+    for ax, title in zip(axes, titles):
+        for key, values in curves.items():
+            panel, label = key if isinstance(key, tuple) else ("", key)
+            if panel == title:
+                ax.plot(np.arange(1, len(values) + 1), 100 * np.asarray(values), marker="o", label=label)
+        ax.set_title(title)
+        ax.set_xlabel("interacted frames")
+        ax.set_ylabel("J&F (%)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def _figure(entries: list[ReportEntry], report_dir: Path) -> str:
+    """The curves over every run and setting; returns the markdown image line."""
+    curves: dict[tuple[str, str], list[float]] = {}
+    for mode in ("offline", "online"):
+        mine = [e for e in entries if e.record.get("task_options", {}).get("mode") == mode]
+        for run in dict.fromkeys(e.run_label for e in mine):
+            runs = [e for e in mine if e.run_label == run]
+            n = min(_frames(e) for e in runs)
+            curves[(mode, f"{run} ({len(runs)} datasets)")] = [
+                float(np.mean([e.metrics[f"J&F@{k}"] for e in runs])) for k in range(1, n + 1)]
+    fig = curve_figure(curves, ("offline", "online"))
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    path = report_dir / FIGURE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda f: f.write(buffer.getvalue()), mode="wb")
+    return f"![J&F against interacted frames (SAM 2 Fig. 5 layout)]({FIGURE})"
+
+
+def vos_interactive_report(title: str, entries: list[ReportEntry]) -> str:
+    lines = [f"## {title}", ""]
+    for mode in ("offline", "online"):
+        mine = [e for e in entries if e.record.get("task_options", {}).get("mode") == mode]
+        if not mine:
+            continue
+        n = max(_frames(e) for e in mine)
+        table = pd.DataFrame(columns=[f"@{k}" for k in range(1, n + 1)] + ["mean", "clicks"])
+        table.index.name = "dataset / run"
+        for e in mine:
+            m = e.metrics
+            table.loc[f"{e.dataset} / {e.run_label}"] = (
+                [100 * m[f"J&F@{k}"] if f"J&F@{k}" in m else None for k in range(1, n + 1)]
+                + [100 * m["J&F"], m.get("clicks")])
+        lines += [f"### {mode.capitalize()}: J&F (%) after k interacted frames", "",
+                  markdown_table(table.astype(float)), ""]
+        settings = {e.run_label: _settings(e) for e in mine}
+        if len(set(settings.values())) == 1:
+            lines += [f"Settings (every run): {next(iter(settings.values()))}.", ""]
+        else:
+            lines += [f"Settings of {run}: {text}." for run, text in settings.items()] + [""]
+    lines += ["mean: J&F averaged over 1..N interacted frames (SAM 2's summary number); clicks: mean per "
+              "object, all frames. Scored over the whole video with the `vos` rules (each dataset's "
+              "frames); J@k and F@k are in metrics.json. A per-frame baseline (image-only families) is "
+              "labelled as such and is not that family's video result.", ""]
+    report_dir = next((e.report_dir for e in entries if e.report_dir is not None), entries[0].run_dir)
+    lines.append(_figure(entries, report_dir))
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,149 @@
+"""Task `vos_interactive`: SAM 2's promptable video segmentation, offline and online (paper §6.1.1,
+appendix E.1.2): J&F after 1..N interacted frames.
+
+Every object of a video runs in its own session (the paper runs objects independently); the loops
+are in protocol.py. After each round the object's masks are scored over the whole video with the
+`vos` rules (metrics/vos.py: J, F per frame on the frames the dataset's evaluator scores, averaged
+per object), so J&F@k is what the `vos` task would report for the masks after k interacted frames.
+items.csv holds one row per interacted frame: the frame, its prompt or clicks, J on that frame
+before and after, and the object's J / F over the video after that round.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from typing import Any
+
+import numpy as np
+
+from ...data.video import VideoSample
+from ...engine.context import ImageResult, RunContext
+from ...errors import DataError
+from ...io import atomic_write
+from ...metrics.vos import ObjectScore, boundary_f, boundary_tolerance, region_similarity, scored_frames
+from ...models.base import PromptableSegmenter
+from ...models.video import VideoSegmenter
+from ...registry import TASKS
+from ...reporting.entry import ReportEntry
+from ..base import Task
+from .protocol import ObjectRun, ObjectTruth, RoundMasks, Settings, offline, online, unpack
+
+log = logging.getLogger(__name__)
+
+#: what the paper leaves open, printed under the report table (the option names of Settings)
+OPEN_CHOICES = ("frame_ties", "pass_start", "propagate_each_click", "candidates")
+
+
+def round_scores(truth: ObjectTruth, masks: RoundMasks, frames: list[int]) -> tuple[float, float]:
+    """(J, F) of one object over the scored `frames`, as the `vos` task averages them."""
+    if not frames:
+        return float("nan"), float("nan")
+    tolerance = boundary_tolerance(*truth.shape)
+    j, f = [], []
+    for t in frames:
+        gt, pred = truth.mask(t), unpack(masks[t], truth.shape)
+        j.append(region_similarity(gt, pred))
+        f.append(boundary_f(gt, pred, tolerance))
+    summary = ObjectScore(truth.sample.video_id, truth.object_id, frames, j, f).summary()
+    return summary["J_mean"], summary["F_mean"]
+
+
+def _clicks_text(run: ObjectRun, k: int) -> str:
+    return " ".join(f"{c.x},{c.y},{'+' if c.positive else '-'}" for c in run.interactions[k].clicks)
+
+
+def frame_rule(ctx: RunContext) -> str:
+    """The dataset's scored-frame rule (metrics/vos.py FRAME_RULES); DAVIS's by default."""
+    return ctx.dataset.metadata.get("frame_rule", "first_last")
+
+
+@TASKS.register("vos_interactive", help="SAM 2's interactive video protocol, offline / online: J&F@1..8 interacted frames")
+class VosInteractiveTask(Task):
+    name = "vos_interactive"
+    title = "Interactive video segmentation (SAM 2's offline / online protocols, J&F after k interacted frames)"
+    Options = Settings
+    requires = (VideoSegmenter, PromptableSegmenter)
+
+    def describe(self) -> dict[str, Any]:
+        return {**asdict(self.options), "objects": "separate sessions (as the paper)",
+                "click_rule": "RITM (sam_bench/prompts/clicks.py)"}
+
+    def loads_images(self) -> bool:
+        return False  # videos: frames are read lazily by the session
+
+    def setup(self, ctx: RunContext) -> None:
+        self.video_model = ctx.model
+        if not isinstance(ctx.model, VideoSegmenter):
+            from ...models.video_baseline import as_video_segmenter
+
+            self.video_model = as_video_segmenter(ctx.model)
+            log.info("%s has no tracker: the labelled per-frame baseline runs instead", ctx.model.info.label)
+
+    def evaluate_image(self, ctx: RunContext, sample: VideoSample) -> ImageResult:  # type: ignore[override]
+        rule = frame_rule(ctx)
+        loop = offline if self.options.mode == "offline" else online
+        rows, objects = [], []
+        for object_id in sorted(sample.objects):
+            truth = ObjectTruth.of(sample, object_id)
+            if not truth.mask(truth.first_frame).any():
+                raise DataError(f"video {sample.video_id}: object {object_id} is empty on its first frame "
+                                f"{sample.frames.names[truth.first_frame]}")
+            scored = scored_frames(sample.annotated, truth.first_frame, rule)
+            candidates = truth.frames if self.options.candidates == "annotated" else scored
+            session = self.video_model.open_video(sample.frames)
+            try:
+                with ctx.timed("interact"):
+                    run = loop(session, truth, self.options, candidates)
+            finally:
+                session.close()
+            with ctx.timed("metric"):
+                scores = [round_scores(truth, masks, scored) for masks in run.rounds]
+            for k, (inter, (j, f)) in enumerate(zip(run.interactions, scores)):
+                rows.append({"object_id": object_id, "k": k + 1, "frame": sample.frames.names[inter.frame],
+                             "prompt": inter.prompt, "clicks": _clicks_text(run, k), "n_clicks": len(inter.clicks),
+                             "J_frame_before": inter.j_before, "J_frame_after": inter.j_after,
+                             "J": j, "F": f, "J&F": (j + f) / 2})
+            objects.append({"object_id": object_id, "scored_frames": len(scored),
+                            "J": [s[0] for s in scores], "F": [s[1] for s in scores],
+                            "clicks": sum(len(i.clicks) for i in run.interactions),
+                            "frames": len(run.interactions)})
+        return ImageResult(sample.video_id, rows, {"objects": objects})
+
+    def compute_metrics(self, ctx: RunContext, results: list[ImageResult]) -> dict[str, float]:
+        return interactive_metrics([o for r in results for o in r.payload["objects"]], self.options.frames)
+
+    def finalize(self, ctx: RunContext, results: list[ImageResult], metrics: dict[str, float]) -> None:
+        from .report import curve_figure
+
+        fig = curve_figure({f"{ctx.model.info.label if ctx.model else 'run'} ({self.options.mode})":
+                            curve(metrics, self.options.frames)})
+        atomic_write(ctx.out_dir / "jf_curve.png", lambda f: fig.savefig(f, format="png", dpi=110), mode="wb")
+
+    @classmethod
+    def report_section(cls, entries: list[ReportEntry]) -> str:
+        from .report import vos_interactive_report
+
+        return vos_interactive_report(cls.title, entries)
+
+
+def curve(metrics: dict[str, float], frames: int) -> list[float]:
+    return [metrics[f"J&F@{k}"] for k in range(1, frames + 1)]
+
+
+def interactive_metrics(objects: list[dict[str, Any]], frames: int) -> dict[str, float]:
+    """J@k, F@k, J&F@k (k = 1..frames) averaged over the objects with a scored frame; a run that
+    stopped interacting before k keeps its last round; J&F = the mean of J&F@1..frames."""
+    scored = [o for o in objects if o["scored_frames"]]
+    if not scored:
+        raise DataError("task 'vos_interactive': no object has a scored frame (videos too short)")
+    metrics: dict[str, float] = {}
+    for k in range(1, frames + 1):
+        j = float(np.mean([o["J"][min(k, len(o["J"])) - 1] for o in scored]))
+        f = float(np.mean([o["F"][min(k, len(o["F"])) - 1] for o in scored]))
+        metrics.update({f"J&F@{k}": (j + f) / 2, f"J@{k}": j, f"F@{k}": f})
+    metrics["J&F"] = float(np.mean([metrics[f"J&F@{k}"] for k in range(1, frames + 1)]))
+    metrics["clicks"] = float(np.mean([o["clicks"] for o in objects]))
+    metrics["interacted_frames"] = float(np.mean([o["frames"] for o in objects]))
+    metrics["objects"] = len(scored)
+    metrics["objects_unscored"] = len(objects) - len(scored)
+    return metrics

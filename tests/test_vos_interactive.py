@@ -1,0 +1,117 @@
+"""vos_interactive: the offline and online loops against hand-traced runs of a scripted tracker
+(tests/video_standin.py), and the task's J&F@k from those runs."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sam_bench.errors import ConfigError
+from sam_bench.metrics.vos import boundary_f, region_similarity
+from sam_bench.prompts.clicks import Click
+from sam_bench.tasks.vos_interactive.protocol import ObjectTruth, Settings, offline, online, unpack
+from sam_bench.tasks.vos_interactive.task import interactive_metrics, round_scores
+
+from video_standin import ScriptedVideoSegmenter, cells_mask, centre, sample
+
+A, B, C, D, E = (0, 0), (0, 1), (1, 0), (1, 1), (0, 2)  # cells; E is never the object
+GT = [{A, B, C, D}] * 6
+# The tracker's own masks (J vs GT): f1 1, f2 0.5, f3 0.6, f4 0.25, f5 0.75. A click changes its
+# cell on its frame and the next one (memory 1).
+BASE = [{A}, {A, B, C, D}, {A, B}, {A, B, C, E}, {A}, {A, B, C}]
+
+
+def click(cell, positive=True) -> Click:
+    x, y = centre(cell)
+    return Click(x, y, positive)
+
+
+def run(mode: str, **options):
+    video = sample(GT)
+    model = ScriptedVideoSegmenter(BASE)
+    truth = ObjectTruth.of(video, 1)
+    settings = Settings(mode=mode, frames=4, **options)
+    loop = offline if mode == "offline" else online
+    result = loop(model.open_video(video.frames), truth, settings, truth.frames)
+    return truth, result, model.log
+
+
+def cells_of(result, k: int, frame: int) -> set:
+    mask = unpack(result.rounds[k - 1][frame], (13, 19))
+    return {cell for cell in (A, B, C, D, E, (1, 2)) if mask[6 * cell[0] + 3, 6 * cell[1] + 3]}
+
+
+# First interaction (both settings): 3 clicks on frame 0 from nothing. All four cells are equal
+# 5x5 squares, so each click goes to the first missing cell in row-major order: A, B, C.
+FIRST = [click(A), click(B), click(C)]
+
+
+def test_offline_matches_the_hand_trace():
+    truth, result, log = run("offline")
+    # Pass 1: J f1..f5 = 1, .5, .6, .25, .75 -> f4; three clicks B, C, D fix it (and f5 after).
+    # Pass 2: f2 (.5) is the worst; C and D fix it, no error left for a third click; f3 gains
+    # C, D: {A,B,C,D,E}, J .8. Pass 3: f3; one negative click on E. Four frames: stop.
+    assert [i.frame for i in result.interactions] == [0, 4, 2, 3]
+    assert [i.clicks for i in result.interactions] == [FIRST, [click(B), click(C), click(D)],
+                                                       [click(C), click(D)], [click(E, False)]]
+    assert [i.j_before for i in result.interactions] == [None, 0.25, 0.5, 0.8]
+    assert [i.j_after for i in result.interactions] == [0.75, 1.0, 1.0, 1.0]
+    assert cells_of(result, 2, 5) == {A, B, C, D} and cells_of(result, 3, 3) == {A, B, C, D, E}
+    # Scored frames (DAVIS rule): 1..4. J per round: (1+.5+.6+.25)/4, (1+.5+.6+1)/4, (1+1+.8+1)/4, 1.
+    scores = [round_scores(truth, masks, [1, 2, 3, 4]) for masks in result.rounds]
+    assert [j for j, _ in scores] == pytest.approx([0.5875, 0.775, 0.95, 1.0])
+    # F from the traced masks of each round (metrics/vos.py's boundary F is tested on its own).
+    traced = [[{A, B, C, D}, {A, B}, {A, B, C, E}, {A}], [{A, B, C, D}, {A, B}, {A, B, C, E}, {A, B, C, D}],
+              [{A, B, C, D}, {A, B, C, D}, {A, B, C, D, E}, {A, B, C, D}], [{A, B, C, D}] * 4]
+    gt = cells_mask(GT[0])
+    for (_, f), masks in zip(scores, traced):
+        assert f == pytest.approx(np.mean([boundary_f(gt, cells_mask(m)) for m in masks]))
+    # Each pass re-propagates from the first frame (pass_start: first_frame).
+    assert [e[1:] for e in log if e[0] == "propagate"] == [(0, False, None)] * 4
+
+
+def test_online_matches_the_hand_trace():
+    truth, result, log = run("online")
+    # f1 J 1; f2 .5 < .75: pause (the pass first runs on without clicks: round 1 = offline's
+    # round 1). C, D fix f2 and reach f3 ({A,B,C,D,E}, .8 >= .75, no pause); f4 .25: pause, B, C, D;
+    # f5 then {A,B,C,D}. No frame below .75 is left: three interacted frames of four allowed.
+    assert [i.frame for i in result.interactions] == [0, 2, 4]
+    assert [i.clicks for i in result.interactions] == [FIRST, [click(C), click(D)], [click(B), click(C), click(D)]]
+    assert [i.j_before for i in result.interactions] == [None, 0.5, 0.25]
+    scores = [round_scores(truth, masks, [1, 2, 3, 4]) for masks in result.rounds]
+    # Round 2 is the run that stops after two frames: f4 keeps the tracker's {A} (J .25).
+    assert [j for j, _ in scores] == pytest.approx([0.5875, (1 + 1 + 0.8 + 0.25) / 4, 0.95])
+    assert cells_of(result, 2, 4) == {A} and cells_of(result, 3, 5) == {A, B, C, D}
+    # Frames before a pause are never re-tracked: propagation restarts at the paused frame.
+    assert [e[1] for e in log if e[0] == "propagate"] == [0, 2, 4]
+
+
+def test_metrics_carry_the_last_round_and_average_objects():
+    objects = [{"scored_frames": 4, "J": [0.5, 1.0], "F": [0.7, 0.9], "clicks": 5, "frames": 2},
+               {"scored_frames": 4, "J": [0.3], "F": [0.1], "clicks": 3, "frames": 1},
+               {"scored_frames": 0, "J": [float("nan")], "F": [float("nan")], "clicks": 3, "frames": 1}]
+    m = interactive_metrics(objects, 3)
+    assert m["J@1"] == pytest.approx(0.4) and m["F@1"] == pytest.approx(0.4)
+    assert m["J@2"] == m["J@3"] == pytest.approx(0.65) and m["F@3"] == pytest.approx(0.5)
+    assert m["J&F@2"] == pytest.approx(0.575)
+    assert m["J&F"] == pytest.approx((0.4 + 0.575 + 0.575) / 3)
+    assert (m["objects"], m["objects_unscored"], m["clicks"]) == (2, 1, pytest.approx(11 / 3))
+
+
+def test_ties_and_pass_start_options():
+    # Pass 1 of the offline trace with f2 and f4 both at J .5: earliest picks f2, latest f4.
+    base = [{A}, {A, B, C, D}, {A, B}, {A, B, C, E}, {C, D}, {A, B, C}]
+    for ties, frame in (("earliest", 2), ("latest", 4)):
+        video, model = sample(GT), ScriptedVideoSegmenter(base)
+        truth = ObjectTruth.of(video, 1)
+        result = offline(model.open_video(video.frames), truth,
+                         Settings(frames=2, frame_ties=ties, pass_start="interacted"), truth.frames)
+        assert result.interactions[1].frame == frame
+        # pass_start interacted: forward from the frame, then back to the first frame
+        assert [e[1:] for e in model.log if e[0] == "propagate"][-2:] == [(frame, False, None), (frame, True, frame)]
+
+
+def test_bad_options_are_one_line():
+    with pytest.raises(ConfigError, match="option mode of task 'vos_interactive': 'both'"):
+        Settings(mode="both")
+    with pytest.raises(ConfigError, match="option threshold"):
+        Settings(threshold=1.5)
