@@ -95,7 +95,8 @@ class ObjectTruth:
 
     def mask(self, frame: int) -> np.ndarray:
         if frame not in self._packed:
-            self._packed[frame] = pack(self.sample.load_annotation(frame) == self.object_id)
+            mask = self.sample.object_masks(frame).get(self.object_id)
+            self._packed[frame] = pack(np.zeros(self.shape, bool) if mask is None else mask)
         return unpack(self._packed[frame], self.shape)
 
 
