@@ -2,16 +2,27 @@
 (tests/video_standin.py), and the task's J&F@k from those runs."""
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
 import pytest
 
+from sam_bench.cli import main
+from sam_bench.data.registry import open_dataset
 from sam_bench.errors import ConfigError
-from sam_bench.metrics.vos import boundary_f, region_similarity
+from sam_bench.metrics.vos import boundary_f, scored_frames
 from sam_bench.prompts.clicks import Click
 from sam_bench.tasks.vos_interactive.protocol import ObjectTruth, Settings, offline, online, unpack
 from sam_bench.tasks.vos_interactive.task import interactive_metrics, round_scores
 
-from video_standin import ScriptedVideoSegmenter, cells_mask, centre, sample
+from video_standin import FileVideoSegmenter, ScriptedVideoSegmenter, cells_mask, centre, register, sample, write_davis
 
 A, B, C, D, E = (0, 0), (0, 1), (1, 0), (1, 1), (0, 2)  # cells; E is never the object
 GT = [{A, B, C, D}] * 6
@@ -115,3 +126,93 @@ def test_bad_options_are_one_line():
         Settings(mode="both")
     with pytest.raises(ConfigError, match="option threshold"):
         Settings(threshold=1.5)
+
+
+# --- runner level: the stand-in tracker on a DAVIS-layout folder ---------------------------------
+VIDEOS = {  # frame t -> {object id: cells}
+    "a": [{1: {A, B, C}}] * 6,
+    "b": [{1: {A, D}, 2: {E}}] * 5,
+    "c": [{1: {B, C, D}}] * 6,
+}
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture(scope="module")
+def davis_root(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("davis_standin")
+    write_davis(root, VIDEOS)
+    register()
+    return root
+
+
+def run_args(root: Path, out: Path, *extra: str) -> list[str]:
+    return ["run", "--task", "vos_interactive", "--model", "scripted_video", "--dataset", "davis2017",
+            "--data-root", str(root), "--out", str(out), "--frames", "3", *extra]
+
+
+@pytest.fixture(scope="module")
+def finished(davis_root, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("vosi_run")
+    assert main(run_args(davis_root, out)) == 0
+    return out
+
+
+def test_run_records_every_round_and_scores_like_the_protocol(davis_root, finished):
+    task_dir = finished / "vos_interactive" / "davis2017"
+    items = pd.read_csv(task_dir / "items.csv", dtype={"frame": str})
+    metrics = json.loads((task_dir / "metrics.json").read_text())
+    # The same loop called directly on the reader's videos gives the same rows and numbers.
+    dataset = open_dataset("davis2017", str(davis_root), "val", None, 0)
+    objects = []
+    for i in range(len(dataset)):
+        video = dataset.get(i)
+        for object_id in sorted(video.objects):
+            truth = ObjectTruth.of(video, object_id)
+            result = offline(FileVideoSegmenter().open_video(video.frames), truth, Settings(frames=3), truth.frames)
+            scores = [round_scores(truth, masks, scored_frames(video.annotated, 0, "first_last")) for masks in result.rounds]
+            rows = items[(items.image_id == video.video_id) & (items.object_id == object_id)]
+            assert list(rows.frame) == [video.frames.names[x.frame] for x in result.interactions]
+            assert list(rows.n_clicks) == [len(x.clicks) for x in result.interactions]
+            assert list(rows.J) == pytest.approx([s[0] for s in scores])
+            objects.append({"scored_frames": 1, "J": [s[0] for s in scores], "F": [s[1] for s in scores],
+                            "clicks": sum(len(x.clicks) for x in result.interactions), "frames": len(result.interactions)})
+    assert metrics == pytest.approx(interactive_metrics(objects, 3))
+    assert metrics["objects"] == 4 and metrics["J&F@3"] > metrics["J&F@1"]
+    first = items.iloc[0]
+    assert (first.k, first.prompt, first.n_clicks) == (1, "clicks", len(first.clicks.split()))
+    report = (finished / "report.md").read_text()
+    assert "### Offline: J&F (%) after k interacted frames" in report and "[open] ties between frames" in report
+    assert (finished / "figures/vos_interactive_curves.png").stat().st_size > 0
+    assert (task_dir / "jf_curve.png").stat().st_size > 0
+
+
+def test_same_inputs_give_byte_identical_results(davis_root, finished, tmp_path):
+    assert main(run_args(davis_root, tmp_path)) == 0
+    for name in ("items.csv", "metrics.json"):
+        path = Path("vos_interactive/davis2017") / name
+        assert (tmp_path / path).read_bytes() == (finished / path).read_bytes()
+
+
+def test_resume_after_kill_redoes_at_most_the_current_video(davis_root, finished, tmp_path):
+    code = ("import sys; sys.path[:0] = [sys.argv[1], sys.argv[2]]; import video_standin; video_standin.register(); "
+            "from sam_bench.cli import main; raise SystemExit(main(sys.argv[3:]))")
+    argv = [sys.executable, "-c", code, str(ROOT / "tests"), str(ROOT),
+            *run_args(davis_root, tmp_path, "--model-args", "delay=0.1")]
+    part = tmp_path / "vos_interactive" / ".davis2017.staging" / "progress" / "part-0.jsonl"
+    proc = subprocess.Popen(argv, env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not (part.exists() and part.read_text().count("\n")):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert part.read_text().count("\n") == 1, "the kill should land in the second video"
+    done = subprocess.run(argv, env=ENV, cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    record = json.loads((tmp_path / "vos_interactive/davis2017/run.json").read_text()) \
+        if (tmp_path / "vos_interactive/davis2017/run.json").exists() else \
+        json.loads((tmp_path / "run.json").read_text())["tasks"]["vos_interactive/davis2017"]
+    assert record["images_resumed"] == 1  # the first video was kept, the second redone
+    for name in ("items.csv", "metrics.json"):
+        path = Path("vos_interactive/davis2017") / name
+        assert (tmp_path / path).read_bytes() == (finished / path).read_bytes()

@@ -121,3 +121,93 @@ class ScriptedVideoSegmenter(VideoSegmenter):
     def open_video(self, frames: VideoFrames) -> VideoSession:
         assert len(frames) == len(self.base)
         return ScriptedSession(self.base, self.memory, self.log)
+
+
+# --- the same tracker on real files, for runner-level tests -------------------------------------
+# Frames are black with white cells (JPEG keeps a cell's centre white); the tracker's own track is
+# the white cells of each frame with deliberate, frame-dependent errors (see `frame_track`).
+SCALE = 4  # pixels per stand-in pixel on disk: 52x76 frames, cells 20x20 (JPEG-safe centres)
+
+
+def frame_track(frame: np.ndarray, t: int) -> set[Cell]:
+    """The stand-in's unprompted mask on frame t: its white cells, the first one dropped on odd
+    frames, cell (1, 2) added on every third frame."""
+    small = frame[::SCALE, ::SCALE, 0]
+    cells = sorted(c for c in ((r, k) for r in range(ROWS) for k in range(COLS)) if small[6 * c[0] + 3, 6 * c[1] + 3] > 128)
+    track = set(cells[1:] if t % 2 else cells)
+    return track | {(1, 2)} if t % 3 == 2 else track
+
+
+class FileVideoSegmenter(ScriptedVideoSegmenter):
+    """The scripted tracker on frames read from disk (coordinates scaled down by SCALE)."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        super().__init__([])
+        self.delay = delay
+        self.info = ModelInfo(name="scripted_video", untrained=True)
+
+    def open_video(self, frames: VideoFrames) -> VideoSession:
+        base = [frame_track(frames.frame(t), t) for t in range(len(frames))]
+        return ScaledSession(base, self.memory, self.log, self.delay)
+
+
+class ScaledSession(ScriptedSession):
+    def __init__(self, base: list[set[Cell]], memory: int, log: list[tuple], delay: float) -> None:
+        super().__init__(base, memory, log)
+        self.delay = delay
+
+    def add_mask(self, frame: int, object_id: int, mask: np.ndarray) -> FrameMasks:
+        return _up(super().add_mask(frame, object_id, mask[::SCALE, ::SCALE]))
+
+    def add_box(self, frame: int, object_id: int, box: np.ndarray) -> FrameMasks:
+        return _up(super().add_box(frame, object_id, np.asarray(box) / SCALE))
+
+    def add_points(self, frame: int, object_id: int, points: np.ndarray, labels: np.ndarray,
+                   clear_old: bool = False) -> FrameMasks:
+        return _up(super().add_points(frame, object_id, np.asarray(points) / SCALE, labels, clear_old))
+
+    def propagate(self, start_frame: Optional[int] = None, reverse: bool = False,
+                  max_frames: Optional[int] = None) -> Iterator[tuple[int, FrameMasks]]:
+        import time
+
+        for t, out in super().propagate(start_frame, reverse, max_frames):
+            time.sleep(self.delay)
+            yield t, _up(out)
+
+
+def _up(out: FrameMasks) -> FrameMasks:
+    return {k: np.kron(m, np.ones((SCALE, SCALE), bool)) for k, m in out.items()}
+
+
+def register() -> None:
+    """`scripted_video` in sam-bench's model registry (`--model-args delay=SECONDS` per frame)."""
+    from sam_bench.registry import MODELS
+
+    if "scripted_video" not in MODELS:
+        MODELS.register("scripted_video", help="test stand-in tracker")(
+            lambda checkpoint=None, device=None, precision="fp32", batch_size=None, delay="0": FileVideoSegmenter(float(delay)))
+
+
+def write_davis(root, videos: dict[str, list[dict[int, set[Cell]]]]) -> None:
+    """A DAVIS 2017 layout (val split) whose frame t shows the cells of every object of
+    `videos[name][t]` in white; palette PNG annotations with the object ids."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    root = Path(root)
+    for name, frames in videos.items():
+        (root / "JPEGImages/480p" / name).mkdir(parents=True)
+        (root / "Annotations/480p" / name).mkdir(parents=True)
+        for t, objects in enumerate(frames):
+            ids = np.zeros((H, W), np.uint8)
+            for k, cells in sorted(objects.items(), reverse=True):
+                ids[cells_mask(cells)] = k
+            big = np.kron(ids, np.ones((SCALE, SCALE), np.uint8))
+            Image.fromarray(np.repeat(((big > 0) * 255).astype(np.uint8)[:, :, None], 3, axis=2)).save(
+                root / "JPEGImages/480p" / name / f"{t:05d}.jpg", quality=95)
+            png = Image.fromarray(big, mode="P")
+            png.putpalette([0, 0, 0, 200, 0, 0, 0, 200, 0] + [0] * (253 * 3))
+            png.save(root / "Annotations/480p" / name / f"{t:05d}.png")
+    (root / "ImageSets/2017").mkdir(parents=True)
+    (root / "ImageSets/2017/val.txt").write_text("".join(f"{n}\n" for n in videos))

@@ -53,7 +53,8 @@ def curve_figure(curves: dict[str, list[float]], titles: tuple[str, ...] = ("",)
         ax.set_xlabel("interacted frames")
         ax.set_ylabel("J&F (%)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.lines:
+            ax.legend(fontsize=7)
     fig.tight_layout()
     return fig
 
