@@ -17,7 +17,7 @@ import numpy as np
 
 from sam_bench.data.video import VideoFrames, VideoSample
 from sam_bench.core.types import ModelInfo
-from sam_bench.models.video import FrameMasks, VideoSegmenter, VideoSession
+from sam_bench.models.video import FrameLogits, FrameMasks, VideoSegmenter, VideoSession
 
 Cell = tuple[int, int]
 ROWS, COLS = 2, 3
@@ -97,8 +97,9 @@ class ScriptedSession(VideoSession):
                 (cells.add if on else cells.discard)(cell)
         return cells
 
-    def propagate(self, start_frame: Optional[int] = None, reverse: bool = False,
-                  max_frames: Optional[int] = None) -> Iterator[tuple[int, FrameMasks]]:
+    def propagate_logits(self, start_frame: Optional[int] = None, reverse: bool = False,
+                         max_frames: Optional[int] = None) -> Iterator[tuple[int, FrameLogits]]:
+        """Logits +1 inside the mask, -1 outside."""
         self.log.append(("propagate", start_frame, reverse, max_frames))
         objects = sorted({o for o, _ in self.prompted})
         start = min(f for _, f in self.prompted) if start_frame is None else start_frame
@@ -107,7 +108,7 @@ class ScriptedSession(VideoSession):
         order = range(start, max(start - count, -1), -1) if reverse else range(start, min(start + count, n))
         for t in order:
             self.tracked |= {(o, t) for o in objects}
-            yield t, {o: cells_mask(self.track(t, o)) for o in objects}
+            yield t, {o: np.where(cells_mask(self.track(t, o)), 1.0, -1.0).astype(np.float32) for o in objects}
 
 
 class ScriptedVideoSegmenter(VideoSegmenter):
@@ -166,17 +167,17 @@ class ScaledSession(ScriptedSession):
                    clear_old: bool = False) -> FrameMasks:
         return _up(super().add_points(frame, object_id, np.asarray(points) / SCALE, labels, clear_old))
 
-    def propagate(self, start_frame: Optional[int] = None, reverse: bool = False,
-                  max_frames: Optional[int] = None) -> Iterator[tuple[int, FrameMasks]]:
+    def propagate_logits(self, start_frame: Optional[int] = None, reverse: bool = False,
+                         max_frames: Optional[int] = None) -> Iterator[tuple[int, FrameLogits]]:
         import time
 
-        for t, out in super().propagate(start_frame, reverse, max_frames):
+        for t, out in super().propagate_logits(start_frame, reverse, max_frames):
             time.sleep(self.delay)
             yield t, _up(out)
 
 
-def _up(out: FrameMasks) -> FrameMasks:
-    return {k: np.kron(m, np.ones((SCALE, SCALE), bool)) for k, m in out.items()}
+def _up(out: dict[int, np.ndarray]) -> dict[int, np.ndarray]:
+    return {k: np.kron(m, np.ones((SCALE, SCALE), m.dtype)) for k, m in out.items()}
 
 
 def register() -> None:

@@ -66,7 +66,8 @@ class VosInteractiveTask(Task):
 
     def describe(self) -> dict[str, Any]:
         return {**asdict(self.options), "objects": "separate sessions (as the paper)",
-                "click_rule": "RITM (sam_bench/prompts/clicks.py)"}
+                "click_rule": "RITM (sam_bench/prompts/clicks.py)",
+                "corrections": "a corrected frame becomes a prompted frame (VideoSegmenter.keep_corrections)"}
 
     def loads_images(self) -> bool:
         return False  # videos: frames are read lazily by the session
@@ -78,6 +79,7 @@ class VosInteractiveTask(Task):
 
             self.video_model = as_video_segmenter(ctx.model)
             log.info("%s has no tracker: the labelled per-frame baseline runs instead", ctx.model.info.label)
+        self.video_model.keep_corrections()  # a corrected frame stays a prompt for later passes
 
     def evaluate_image(self, ctx: RunContext, sample: VideoSample) -> ImageResult:  # type: ignore[override]
         rule = frame_rule(ctx)
@@ -90,12 +92,8 @@ class VosInteractiveTask(Task):
                                 f"{sample.frames.names[truth.first_frame]}")
             scored = scored_frames(sample.annotated, truth.first_frame, rule)
             candidates = truth.frames if self.options.candidates == "annotated" else scored
-            session = self.video_model.open_video(sample.frames)
-            try:
-                with ctx.timed("interact"):
-                    run = loop(session, truth, self.options, candidates)
-            finally:
-                session.close()
+            with self.video_model.open_video(sample.frames) as session, ctx.timed("interact"):
+                run = loop(session, truth, self.options, candidates)
             with ctx.timed("metric"):
                 scores = [round_scores(truth, masks, scored) for masks in run.rounds]
             for k, (inter, (j, f)) in enumerate(zip(run.interactions, scores)):
