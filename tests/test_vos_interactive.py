@@ -36,12 +36,12 @@ def click(cell, positive=True) -> Click:
     return Click(x, y, positive)
 
 
-def run(mode: str, **options):
+def run(setting: str, **options):
     video = sample(GT)
     model = ScriptedVideoSegmenter(BASE)
     truth = ObjectTruth.of(video, 1)
-    settings = Settings(mode=mode, frames=4, **options)
-    loop = offline if mode == "offline" else online
+    settings = Settings(setting=setting, frames=4, **options)
+    loop = offline if setting == "offline" else online
     result = loop(model.open_video(video.frames), truth, settings, truth.frames)
     return truth, result, model.log
 
@@ -122,8 +122,8 @@ def test_ties_and_pass_start_options():
 
 
 def test_bad_options_are_one_line():
-    with pytest.raises(ConfigError, match="option mode of task 'vos_interactive': 'both'"):
-        Settings(mode="both")
+    with pytest.raises(ConfigError, match="option setting of task 'vos_interactive': 'both'"):
+        Settings(setting="both")
     with pytest.raises(ConfigError, match="option threshold"):
         Settings(threshold=1.5)
 
@@ -216,3 +216,13 @@ def test_resume_after_kill_redoes_at_most_the_current_video(davis_root, finished
     for name in ("items.csv", "metrics.json"):
         path = Path("vos_interactive/davis2017") / name
         assert (tmp_path / path).read_bytes() == (finished / path).read_bytes()
+
+
+@pytest.mark.parametrize("first", ["mask", "box"])
+def test_first_interaction_mask_or_box(first):
+    truth, result, log = run("offline", first=first)
+    assert (result.interactions[0].prompt, result.interactions[0].clicks, result.interactions[0].j_after) == (first, [], 1.0)
+    expected = ("mask", 0, 1) if first == "mask" else ("box", 0, 1, (1.0, 1.0, 12.0, 12.0))  # x0 y0 x1+1 y1+1
+    assert log[0] == expected
+    # frame 0 is perfect from the start, so the corrective frames are the traced ones: f4 then f2 and f3
+    assert [i.frame for i in result.interactions] == [0, 4, 2, 3]

@@ -128,17 +128,17 @@ def plain_online(predictor, folder, gts: list[np.ndarray], frames: int, per_fram
         start = pause
 
 
-@pytest.mark.parametrize("mode", ["offline", "online"])
-def test_rounds_equal_the_predictor_step_by_step(model, predictor, video, mode):
+@pytest.mark.parametrize("setting", ["offline", "online"])
+def test_rounds_equal_the_predictor_step_by_step(model, predictor, video, setting):
     truth = ObjectTruth.of(video, OBJECT)
     gts = [truth.mask(t) for t in range(len(FRAMES))]
-    settings = Settings(mode=mode, frames=3)
-    loop = offline if mode == "offline" else online
+    settings = Settings(setting=setting, frames=3)
+    loop = offline if setting == "offline" else online
     with mock.patch("sam2.build_sam.build_sam2_video_predictor", _small(sam2_build.build_sam2_video_predictor)):
         session = model.open_video(video.frames)  # builds its predictor on first use
     with session:
         ours = loop(session, truth, settings, truth.frames)
-    if mode == "offline":
+    if setting == "offline":
         done, rounds = plain_offline(predictor, video.frames.folder, gts, 3, 3)
     else:
         done, rounds = plain_online(predictor, video.frames.folder, gts, 3, 3, 0.75)

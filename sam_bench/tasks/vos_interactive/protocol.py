@@ -29,7 +29,7 @@ from ...metrics.vos import region_similarity
 from ...models.video import FrameMasks, VideoSession
 from ...prompts.clicks import Click, next_click
 
-MODES = ("offline", "online")
+SETTINGS = ("offline", "online")
 FIRST = ("clicks", "mask", "box")
 TIES = ("earliest", "latest")
 PASS_STARTS = ("first_frame", "interacted")
@@ -40,7 +40,7 @@ CANDIDATES = ("annotated", "scored")
 class Settings:
     """The protocol's choices: the task's options (docs/PROTOCOLS.md, `vos_interactive`)."""
 
-    mode: str = "offline"  # offline (full passes, worst frame next) | online (one forward pass)
+    setting: str = "offline"  # offline (full passes, worst frame next) | online (one forward pass)
     first: str = "clicks"  # first interaction on the object's first annotated frame: clicks | mask | box
     clicks_per_frame: int = 3  # RITM clicks per interacted frame (the first one too, with first=clicks)
     frames: int = 8  # interacted frames, the first included: J&F@1..frames
@@ -51,7 +51,7 @@ class Settings:
     candidates: str = "annotated"  # [open] frames that may be interacted with: annotated | scored (the metric's frames)
 
     def __post_init__(self) -> None:
-        for name, allowed in (("mode", MODES), ("first", FIRST), ("frame_ties", TIES),
+        for name, allowed in (("setting", SETTINGS), ("first", FIRST), ("frame_ties", TIES),
                               ("pass_start", PASS_STARTS), ("candidates", CANDIDATES)):
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"option {name} of task 'vos_interactive': {getattr(self, name)!r}; choose {allowed}")

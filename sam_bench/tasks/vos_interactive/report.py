@@ -28,14 +28,17 @@ def _frames(entry: ReportEntry) -> int:
 
 def _settings(entry: ReportEntry) -> str:
     o: dict[str, Any] = entry.record.get("task_options", {})
-    text = (f"{o.get('mode')}; first interaction: {o.get('first')}; up to {o.get('clicks_per_frame')} RITM clicks "
+    text = (f"{o.get('setting')}; first interaction: {o.get('first')}; up to {o.get('clicks_per_frame')} RITM clicks "
             f"per frame; {o.get('frames')} interacted frames")
-    if o.get("mode") == "online":
-        text += f"; pause where J < {o.get('threshold')}"
+    text += f"; clicks: {o.get('click_rule')}, center = distance-transform maximum [open]"
+    if o.get("setting") == "online":
+        text += (f"; pause where J < {o.get('threshold')}; [open] @k = the run that stops interacting after k "
+                 "frames (the pass runs on without clicks before each pause)")
     else:
         text += "; " + "; ".join(f"[open] {what.format(o.get(name))}" for name, what in CHOICES.items()
                                  if name != "candidates")
-    return text + f"; [open] {CHOICES['candidates'].format(o.get('candidates'))}; objects: {o.get('objects')}"
+    return (text + f"; [open] {CHOICES['candidates'].format(o.get('candidates'))}; [open] corrections: "
+            f"{o.get('corrections')}; objects: {o.get('objects')}")
 
 
 def curve_figure(curves: dict[str, list[float]], titles: tuple[str, ...] = ("",)) -> Any:
@@ -49,6 +52,7 @@ def curve_figure(curves: dict[str, list[float]], titles: tuple[str, ...] = ("",)
             panel, label = key if isinstance(key, tuple) else ("", key)
             if panel == title:
                 ax.plot(np.arange(1, len(values) + 1), 100 * np.asarray(values), marker="o", label=label)
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_title(title)
         ax.set_xlabel("interacted frames")
         ax.set_ylabel("J&F (%)")
@@ -62,12 +66,12 @@ def curve_figure(curves: dict[str, list[float]], titles: tuple[str, ...] = ("",)
 def _figure(entries: list[ReportEntry], report_dir: Path) -> str:
     """The curves over every run and setting; returns the markdown image line."""
     curves: dict[tuple[str, str], list[float]] = {}
-    for mode in ("offline", "online"):
-        mine = [e for e in entries if e.record.get("task_options", {}).get("mode") == mode]
+    for setting in ("offline", "online"):
+        mine = [e for e in entries if e.record.get("task_options", {}).get("setting") == setting]
         for run in dict.fromkeys(e.run_label for e in mine):
             runs = [e for e in mine if e.run_label == run]
             n = min(_frames(e) for e in runs)
-            curves[(mode, f"{run} ({len(runs)} datasets)")] = [
+            curves[(setting, f"{run} ({len(runs)} dataset{'s' if len(runs) > 1 else ''})")] = [
                 float(np.mean([e.metrics[f"J&F@{k}"] for e in runs])) for k in range(1, n + 1)]
     fig = curve_figure(curves, ("offline", "online"))
     buffer = io.BytesIO()
@@ -80,8 +84,8 @@ def _figure(entries: list[ReportEntry], report_dir: Path) -> str:
 
 def vos_interactive_report(title: str, entries: list[ReportEntry]) -> str:
     lines = [f"## {title}", ""]
-    for mode in ("offline", "online"):
-        mine = [e for e in entries if e.record.get("task_options", {}).get("mode") == mode]
+    for setting in ("offline", "online"):
+        mine = [e for e in entries if e.record.get("task_options", {}).get("setting") == setting]
         if not mine:
             continue
         n = max(_frames(e) for e in mine)
@@ -92,7 +96,7 @@ def vos_interactive_report(title: str, entries: list[ReportEntry]) -> str:
             table.loc[f"{e.dataset} / {e.run_label}"] = (
                 [100 * m[f"J&F@{k}"] if f"J&F@{k}" in m else None for k in range(1, n + 1)]
                 + [100 * m["J&F"], m.get("clicks")])
-        lines += [f"### {mode.capitalize()}: J&F (%) after k interacted frames", "",
+        lines += [f"### {setting.capitalize()}: J&F (%) after k interacted frames", "",
                   markdown_table(table.astype(float)), ""]
         settings = {e.run_label: _settings(e) for e in mine}
         if len(set(settings.values())) == 1:

@@ -83,7 +83,7 @@ class VosInteractiveTask(Task):
 
     def evaluate_image(self, ctx: RunContext, sample: VideoSample) -> ImageResult:  # type: ignore[override]
         rule = frame_rule(ctx)
-        loop = offline if self.options.mode == "offline" else online
+        loop = offline if self.options.setting == "offline" else online
         rows, objects = [], []
         for object_id in sorted(sample.objects):
             truth = ObjectTruth.of(sample, object_id)
@@ -113,7 +113,7 @@ class VosInteractiveTask(Task):
     def finalize(self, ctx: RunContext, results: list[ImageResult], metrics: dict[str, float]) -> None:
         from .report import curve_figure
 
-        fig = curve_figure({f"{ctx.model.info.label if ctx.model else 'run'} ({self.options.mode})":
+        fig = curve_figure({f"{ctx.model.info.label if ctx.model else 'run'} ({self.options.setting})":
                             curve(metrics, self.options.frames)})
         atomic_write(ctx.out_dir / "jf_curve.png", lambda f: fig.savefig(f, format="png", dpi=110), mode="wb")
 
