@@ -9,8 +9,15 @@ Random heads say "no object" on every tracked frame (all logits -1024) and give 
 the test model's object-score head is biased to "present" and its mask heads scaled to a trained
 range: otherwise equal outputs would prove nothing. Logits are compared exactly (the session adds
 no arithmetic), and every compared mask is checked to be neither empty nor full.
+
+Speed: both sides hold the same weights, so each frame's image-encoder output is computed once and
+handed to both (`one_encoder_pass`): the encoder at 1024x1024 is most of the CPU time, and a frame
+that the session fed differently would have a different input and be encoded anew.
 """
 from __future__ import annotations
+
+import hashlib
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -54,6 +61,23 @@ def reference(checkpoint):
                                                  hydra_overrides_extra=["++model.non_overlap_masks=false"])
 
 
+@pytest.fixture(autouse=True)
+def one_encoder_pass():
+    from sam2.sam2_video_predictor import SAM2VideoPredictor
+
+    original, outputs = SAM2VideoPredictor.forward_image, {}
+
+    def forward_image(self, image: torch.Tensor) -> dict:
+        key = hashlib.sha256(image.detach().cpu().numpy().tobytes()).hexdigest()
+        if key not in outputs:
+            outputs[key] = original(self, image)
+        # Fresh lists, as each call of the original returns (callers replace list items).
+        return {k: list(v) if isinstance(v, list) else v for k, v in outputs[key].items()}
+
+    with mock.patch.object(SAM2VideoPredictor, "forward_image", forward_image):
+        yield
+
+
 def _official(result) -> dict[int, np.ndarray]:
     _, object_ids, logits = result
     return {obj: (logits[i] > 0).cpu().numpy()[0] for i, obj in enumerate(object_ids)}
@@ -87,7 +111,7 @@ def test_sam2_is_a_video_segmenter(model):
 
 def test_prompts_then_correction_equal_predictor(model, reference, shared_data, tmp_path):
     root = shared_data / "davis2017_sample"
-    frames = clip(root / "JPEGImages/480p/judo", ["00000", "00001", "00002"], tmp_path / "judo")
+    frames = clip(root / "JPEGImages/480p/judo", ["00000", "00001"], tmp_path / "judo")
     labels = label_map(root / "Annotations/480p/judo/00000.png")
     person, other = labels == 1, labels == 2
     clicks = np.concatenate([inside_point(person), [[20.0, 20.0]]])
@@ -104,14 +128,14 @@ def test_prompts_then_correction_equal_predictor(model, reference, shared_data, 
     _same_masks(session.add_points(0, 3, extra, np.array([0]), clear_old=False),
                 _official(reference.add_new_points_or_box(state, 0, 3, points=extra, labels=np.array([0]),
                                                           clear_old_points=False)))
-    assert _same_tracks(session, reference, state) == 3
+    assert _same_tracks(session, reference, state) == 2
 
     # SAM 2's interactive use: a click on a tracked frame corrects the track, then propagate again.
     fix = inside_point(person) + 5
     _same_masks(session.add_points(1, 3, fix, np.array([1])),
                 _official(reference.add_new_points_or_box(state, 1, 3, points=fix, labels=np.array([1]),
                                                           clear_old_points=False)))
-    assert _same_tracks(session, reference, state, start_frame=1, max_frames=1) == 2
+    assert _same_tracks(session, reference, state, start_frame=1, max_frames=0) == 1
     session.close()
 
 
