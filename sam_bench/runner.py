@@ -37,7 +37,6 @@ from .metadata import locked, now, read_run_json, record_task_run
 from .models.base import EdgeDetector, Model, PromptableSegmenter, require
 from .models.cached import CachedSegmenter
 from .models.checked import FiniteOutputs
-from .models.video import VideoSegmenter
 from .plugins import load_plugins
 from .registry import MODELS, TASKS
 from .reporting.writer import write_report
@@ -73,18 +72,13 @@ class Distributed:
         return box[0]
 
 
-def build_model(cfg: RunConfig, device: torch.device, cache: EmbeddingCache | None = None,
-                video: bool = False) -> Model:
+def build_model(cfg: RunConfig, device: torch.device, cache: EmbeddingCache | None = None) -> Model:
     """The registered factory, called with the run's settings and `--model-args`; wrapped by the
-    embedding cache when one is configured and the model can be cached. For a video task (`video`)
-    a VideoSegmenter is returned as it is: its session drives the family's own video predictor,
-    which the image-side wrappers would hide."""
+    embedding cache when one is configured and the model can be cached."""
     model = MODELS.get(cfg.model)(checkpoint=cfg.checkpoint, device=device, precision=cfg.precision,
                                   batch_size=cfg.batch_size, **cfg.model_args)
     if cfg.compile:
         model.enable_compile()
-    if video and isinstance(model, VideoSegmenter):
-        return model
     if isinstance(model, PromptableSegmenter) and not isinstance(model, EdgeDetector):
         model = FiniteOutputs(model)  # NaN weights must fail, not score 0 (edge detectors: weight-free, keep their type)
     if cache is not None and isinstance(model, PromptableSegmenter) and model.cache_fingerprint is not None:
@@ -151,7 +145,7 @@ def _run(cfg: RunConfig, world: Distributed) -> dict[str, float]:
     model_free = task.scores_predictions()
     if model_free and cfg.model:
         raise ConfigError(f"task '{cfg.task}' scores the given predictions: drop --model {cfg.model}")
-    model = None if model_free else build_model(cfg, device, cache, video=not task.loads_images())
+    model = None if model_free else build_model(cfg, device, cache)
     if model is not None:
         require(model, task_cls.requires, cfg.task)
     dataset = open_dataset(cfg.dataset, cfg.data_root, cfg.split, cfg.limit, cfg.seed)

@@ -23,6 +23,7 @@ from ...io import atomic_write
 from ...metrics.vos import ObjectScore, boundary_f, boundary_tolerance, region_similarity, scored_frames
 from ...models.base import PromptableSegmenter
 from ...models.video import VideoSegmenter
+from ...models.video_baseline import as_video_segmenter
 from ...registry import TASKS
 from ...reporting.entry import ReportEntry
 from ..base import Task
@@ -73,11 +74,8 @@ class VosInteractiveTask(Task):
         return False  # videos: frames are read lazily by the session
 
     def setup(self, ctx: RunContext) -> None:
-        self.video_model = ctx.model
-        if not isinstance(ctx.model, VideoSegmenter):
-            from ...models.video_baseline import as_video_segmenter
-
-            self.video_model = as_video_segmenter(ctx.model)
+        self.video_model = as_video_segmenter(ctx.model)  # a tracker as it is, an image model as the baseline
+        if self.video_model.is_baseline:
             log.info("%s has no tracker: the labelled per-frame baseline runs instead", ctx.model.info.label)
         self.video_model.keep_corrections()  # a corrected frame stays a prompt for later passes
 
