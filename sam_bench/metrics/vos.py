@@ -81,16 +81,16 @@ def boundary_f(gt: np.ndarray, pred: np.ndarray, tolerance: int | None = None) -
     return 2 * precision * recall / (precision + recall)
 
 
+def frame_scores_masks(gt: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
+    """(J, F) of one object on one frame from its (H, W) bool ground-truth and predicted masks."""
+    if gt.shape != pred.shape:
+        raise ValueError(f"ground truth {gt.shape} and prediction {pred.shape} differ in size")
+    return region_similarity(gt, pred), boundary_f(gt, pred)
+
+
 def frame_scores(gt_ids: np.ndarray, pred_ids: np.ndarray, object_ids: Iterable[int]) -> dict[int, tuple[float, float]]:
     """(J, F) of each object on one frame, from two (H, W) integer id maps (0 = background)."""
-    if gt_ids.shape != pred_ids.shape:
-        raise ValueError(f"ground truth {gt_ids.shape} and prediction {pred_ids.shape} differ in size")
-    tolerance = boundary_tolerance(*gt_ids.shape)
-    out = {}
-    for k in object_ids:
-        gt, pred = gt_ids == k, pred_ids == k
-        out[int(k)] = (region_similarity(gt, pred), boundary_f(gt, pred, tolerance))
-    return out
+    return {int(k): frame_scores_masks(gt_ids == k, pred_ids == k) for k in object_ids}
 
 
 def statistics(values: Sequence[float]) -> tuple[float, float, float]:
