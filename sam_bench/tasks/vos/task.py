@@ -53,8 +53,11 @@ def video_segmenter(model: PromptableSegmenter | VideoSegmenter) -> VideoSegment
     """The model's own tracker, or the labelled per-frame baseline for an image-only model."""
     if isinstance(model, VideoSegmenter):
         return model
-    from ...models.video_baseline import as_video_segmenter  # the image families' baseline
-
+    try:
+        from ...models.video_baseline import as_video_segmenter  # the image families' baseline
+    except ImportError:
+        raise ConfigError(f"model '{model.info.name}' has no video tracker and this build has no per-frame "
+                          "baseline (sam_bench/models/video_baseline.py)") from None
     return as_video_segmenter(model)
 
 
@@ -131,7 +134,7 @@ class VosTask(Task):
     def compute_metrics(self, ctx: RunContext, results: list[ImageResult]) -> dict[str, float]:
         frames = sum(r.payload["frames"] for r in results)
         counts = {"videos": len(results), "objects": sum(len(r.rows) for r in results), "frames": frames,
-                  "baseline": float(bool(getattr(self.segmenter, "is_baseline", False)))}
+                  "baseline": int(bool(getattr(self.segmenter, "is_baseline", False)))}
         seconds = sum(r.payload["seconds"] for r in results)
         if seconds > 0 and self.options.predictions is None:
             counts["frames_per_second"] = frames / seconds
