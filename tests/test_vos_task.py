@@ -204,3 +204,98 @@ def test_resume_after_kill_does_not_redo_a_finished_video(davis_root, finished, 
     assert log.read_text().split() == ["judo", "judo2", "judo2"]  # judo was not redone
     metrics = json.loads((out / "vos" / "davis2017" / "metrics.json").read_text())
     assert metrics["J&F"] == finished[1]["J&F"]  # the same numbers as an uninterrupted run
+
+
+def test_sav_layout_per_object_files_scored_as_sav_evaluator(shared_data, tmp_path):
+    """SA-V layout built from the DAVIS sample: per-object binary PNGs every 4th frame, objects that
+    overlap in the ground truth; inference on all 16 frames, scoring on annotated frames 4 and 8."""
+    from scipy import ndimage
+
+    sample = shared_data / "davis2017_sample"
+    root = tmp_path / "sav"
+    (root / "sav_val" / "JPEGImages_24fps").mkdir(parents=True)
+    (root / "sav_val" / "JPEGImages_24fps" / "judo").symlink_to(sample / "JPEGImages" / "480p" / "judo")
+    ids = {t: np.array(Image.open(sample / "Annotations" / "480p" / "judo" / f"{t:05d}.png")) for t in range(16)}
+    gt = {t: {1: ndimage.binary_dilation(ids[t] == 1, iterations=6), 2: ids[t] == 2} for t in (0, 4, 8, 12)}
+    assert any((g[1] & g[2]).any() for g in gt.values())  # the objects overlap
+    for t, objects in gt.items():
+        for k, mask in objects.items():
+            folder = root / "sav_val" / "Annotations_6fps" / "judo" / f"{k:03d}"
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(mask.astype(np.uint8)).save(folder / f"{t:05d}.png")
+    (root / "sav_val" / "sav_val.txt").write_text("judo\n")
+    out = tmp_path / "o"
+    metrics = run("vos", "scripted_vos", "sav", out=out, data_root=str(root), split="val")
+    js, fs = [], []
+    for k in (1, 2):
+        j = [ref_j(gt[t][k], expected_mask(gt[0][k], 0, t)) for t in (4, 8)]
+        f = [ref_f(gt[t][k], expected_mask(gt[0][k], 0, t)) for t in (4, 8)]
+        js.append(np.mean(j))
+        fs.append(np.mean(f))
+    assert metrics["J_mean"] == pytest.approx(np.mean(js), abs=1e-12)
+    assert metrics["F_mean"] == pytest.approx(np.mean(fs), abs=1e-12)
+    pred = out / "vos" / "sav" / "predictions" / "judo"
+    assert sorted(p.name for p in pred.iterdir()) == ["001", "002"]
+    assert len(list((pred / "001").glob("*.png"))) == 16  # every 24 fps frame
+    both = [np.array(Image.open(pred / f"{k:03d}" / "00003.png")) > 0 for k in (1, 2)]
+    assert (both[0] & both[1]).any()  # overlaps kept, one file per object
+    again = run("vos", None, "sav", out=tmp_path / "scored", data_root=str(root), split="val",
+                options={"predictions": str(out / "vos" / "sav" / "predictions")})
+    assert again["J&F"] == metrics["J&F"]
+
+
+def test_objects_given_on_later_frames_and_a_server_split(shared_data, tmp_path, capsys):
+    """YouTube-VOS valid layout from the later-objects sample (its one-pixel-narrow 00005.png padded
+    here): objects prompted on frames 0, 5, 8, 13; the submission is written, no number."""
+    src = shared_data / "later_objects_sample"
+    root = tmp_path / "yt" / "valid"
+    (root / "Annotations" / "judo").mkdir(parents=True)
+    (root / "JPEGImages").mkdir()
+    (root / "JPEGImages" / "judo").symlink_to(src / "JPEGImages" / "judo")
+    for png in (src / "Annotations" / "judo").glob("*.png"):
+        im = Image.open(png)
+        values = np.array(im)
+        if values.shape[1] == 853:
+            values = np.pad(values, ((0, 0), (0, 1)))
+        fixed = Image.fromarray(values, mode="P")
+        fixed.putpalette(im.getpalette())
+        fixed.save(root / "Annotations" / "judo" / png.name)
+    (root / "meta.json").write_text(json.dumps({"videos": {"judo": {"objects": {}}}}))
+    dataset = open_dataset("ytvos2019", str(tmp_path / "yt"))
+    assert dataset.get(0).objects == {1: 0, 2: 5, 3: 8, 4: 13}
+    out = tmp_path / "o"
+    metrics = run("vos", "scripted_vos", "ytvos2019", out=out, data_root=str(tmp_path / "yt"))
+    assert "J&F" not in metrics and metrics["videos"] == 1 and metrics["objects"] == 4
+    assert "send it to the YouTube-VOS 2019 server" in capsys.readouterr().out
+    pred = out / "vos" / "ytvos2019" / "predictions" / "Annotations" / "judo"
+    assert len(list(pred.glob("*.png"))) == 16
+    frame4, frame5 = (np.array(Image.open(pred / f"{t:05d}.png")) for t in (4, 5))
+    assert 2 not in frame4 and 2 in frame5 and 4 not in frame5  # objects exist from their prompt frame on
+    record = json.loads(next((out / "vos" / "ytvos2019" / "progress").glob("*.jsonl")).read_text())
+    assert record["payload"]["objects"] == []
+    report = (out / "report.md").read_text()
+    assert "Server-only splits (no local number)" in report
+
+
+def test_sav_rule_counts_an_object_from_where_it_is_seen():
+    """sav_evaluator adds an object to its set when it first appears in the ground truth or the
+    prediction: earlier frames where both are empty are not averaged (DAVIS counts them as 1)."""
+    from sam_bench.data.video import VideoFrames, VideoSample
+    from sam_bench.tasks.vos.video import VideoScorer
+
+    shape = (20, 20)
+    gt = {t: np.zeros(shape, np.int32) for t in range(6)}
+    for t in (3, 4):
+        gt[t][5:10, 5:10] = 1
+    frames = VideoFrames([f"{t:05d}" for t in range(6)], [], 20, 20, load=lambda i: None)
+    sample = VideoSample("v", frames, {1: 0}, list(range(6)), gt.__getitem__)
+    pred = {t: {1: gt[t] == 1} for t in range(6)}
+    pred[3][1][:] = False  # a miss on frame 3
+    results = {}
+    for rule in ("first_last", "sav"):
+        scorer = VideoScorer(sample, rule)
+        for t in range(6):
+            scorer.add(t, pred[t])
+        results[rule] = scorer.scores[1]
+    assert results["first_last"].frames == [1, 2, 3, 4] and results["first_last"].j == [1.0, 1.0, 0.0, 1.0]
+    assert results["sav"].frames == [3, 4] and results["sav"].j == [0.0, 1.0]

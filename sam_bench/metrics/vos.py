@@ -34,8 +34,10 @@ from skimage.morphology import disk
 BOUND_TH = 0.008  # boundary tolerance as a fraction of the image diagonal
 METRIC_KEYS = ("J&F", "J_mean", "J_recall", "J_decay", "F_mean", "F_recall", "F_decay")
 # Frame rules: "first_last" drops each object's prompt frame and the video's last annotated frame
-# (DAVIS: the first and last frame; SA-V: the first and last annotated frame); "none" keeps all.
-FRAME_RULES = ("first_last", "none")
+# (DAVIS: the first and last frame); "sav" does too (the first and last annotated frame) and, as
+# sav_evaluator, an object only counts from the first scored frame where its ground truth or its
+# prediction is non-empty (the evaluator's object set grows as objects are seen); "none" keeps all.
+FRAME_RULES = ("first_last", "sav", "none")
 
 
 def region_similarity(gt: np.ndarray, pred: np.ndarray) -> float:

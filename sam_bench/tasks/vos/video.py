@@ -25,6 +25,7 @@ class VideoScorer:
 
     def __init__(self, sample: VideoSample, frame_rule: str) -> None:
         self.sample = sample
+        self.seen: Optional[set[int]] = set() if frame_rule == "sav" else None  # see metrics.vos.FRAME_RULES
         self.frames = {k: set(scored_frames(sample.annotated, t, frame_rule)) for k, t in sample.objects.items()}
         self.scores = {k: ObjectScore(sample.video_id, k, [], [], []) for k in sample.objects}
 
@@ -32,6 +33,7 @@ class VideoScorer:
         return sorted(set().union(*self.frames.values())) if self.frames else []
 
     def add(self, frame: int, predicted: dict[int, np.ndarray]) -> None:
+        """Score one frame (frames in increasing order, as both callers add them)."""
         objects = [k for k, frames in self.frames.items() if frame in frames]
         if not objects:
             return
@@ -39,7 +41,12 @@ class VideoScorer:
         shape = (self.sample.height, self.sample.width)
         for k in objects:
             pred = predicted.get(k)
-            j, f = frame_scores_masks(gt[k], np.zeros(shape, bool) if pred is None else pred)
+            pred = np.zeros(shape, bool) if pred is None else pred
+            if self.seen is not None and k not in self.seen:
+                if not (gt[k].any() or pred.any()):
+                    continue
+                self.seen.add(k)
+            j, f = frame_scores_masks(gt[k], pred)
             score = self.scores[k]
             score.frames.append(frame)
             score.j.append(j)
