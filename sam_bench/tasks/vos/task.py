@@ -9,7 +9,6 @@ killed run resumes video by video. `--predictions DIR` scores a submission folde
 """
 from __future__ import annotations
 
-import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -29,7 +28,6 @@ from ...reporting.entry import ReportEntry
 from ..base import Task
 from .video import VideoScorer, score_folder, track_video
 
-log = logging.getLogger(__name__)
 PROMPTS = ("mask", "box", "clicks")
 CLICKS = (1, 3, 5)
 
@@ -149,12 +147,11 @@ class VosTask(Task):
         objects = pd.DataFrame([{"video": r.image_id, **row} for r in results for row in r.rows])
         atomic_write(ctx.out_dir / "objects.csv", lambda f: objects.to_csv(f, index=False))
         if server:
-            final = ctx.config.out and Path(ctx.config.out) / ctx.config.result_name / ctx.config.dataset / "predictions"
+            final = Path(ctx.config.out) / ctx.config.result_name / ctx.config.dataset / "predictions"
             print(f"vos/{ctx.dataset.name}: submission written to {final}; the ground truth is on the server: "
                   f"send it to {server}. No local number.")
             return
-        keys = [k for k in METRIC_KEYS]
-        sequences = objects.groupby("video", sort=False)[keys].mean().reset_index()
+        sequences = objects.groupby("video", sort=False)[list(METRIC_KEYS)].mean().reset_index()
         sequences.insert(1, "objects", objects.groupby("video", sort=False).size().values)
         atomic_write(ctx.out_dir / "sequences.csv", lambda f: sequences.to_csv(f, index=False))
         _plot(sequences, ctx.out_dir / "jf_per_sequence.png", f"{ctx.dataset.name}: J&F per sequence")
