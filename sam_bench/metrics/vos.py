@@ -34,8 +34,10 @@ from skimage.morphology import disk
 BOUND_TH = 0.008  # boundary tolerance as a fraction of the image diagonal
 METRIC_KEYS = ("J&F", "J_mean", "J_recall", "J_decay", "F_mean", "F_recall", "F_decay")
 # Frame rules: "first_last" drops each object's prompt frame and the video's last annotated frame
-# (DAVIS: the first and last frame; SA-V: the first and last annotated frame); "none" keeps all.
-FRAME_RULES = ("first_last", "none")
+# (DAVIS: the first and last frame); "sav" does too (the first and last annotated frame) and, as
+# sav_evaluator, an object only counts from the first scored frame where its ground truth or its
+# prediction is non-empty (the evaluator's object set grows as objects are seen); "none" keeps all.
+FRAME_RULES = ("first_last", "sav", "none")
 
 
 def region_similarity(gt: np.ndarray, pred: np.ndarray) -> float:
@@ -81,16 +83,16 @@ def boundary_f(gt: np.ndarray, pred: np.ndarray, tolerance: int | None = None) -
     return 2 * precision * recall / (precision + recall)
 
 
+def frame_scores_masks(gt: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
+    """(J, F) of one object on one frame from its (H, W) bool ground-truth and predicted masks."""
+    if gt.shape != pred.shape:
+        raise ValueError(f"ground truth {gt.shape} and prediction {pred.shape} differ in size")
+    return region_similarity(gt, pred), boundary_f(gt, pred)
+
+
 def frame_scores(gt_ids: np.ndarray, pred_ids: np.ndarray, object_ids: Iterable[int]) -> dict[int, tuple[float, float]]:
     """(J, F) of each object on one frame, from two (H, W) integer id maps (0 = background)."""
-    if gt_ids.shape != pred_ids.shape:
-        raise ValueError(f"ground truth {gt_ids.shape} and prediction {pred_ids.shape} differ in size")
-    tolerance = boundary_tolerance(*gt_ids.shape)
-    out = {}
-    for k in object_ids:
-        gt, pred = gt_ids == k, pred_ids == k
-        out[int(k)] = (region_similarity(gt, pred), boundary_f(gt, pred, tolerance))
-    return out
+    return {int(k): frame_scores_masks(gt_ids == k, pred_ids == k) for k in object_ids}
 
 
 def statistics(values: Sequence[float]) -> tuple[float, float, float]:

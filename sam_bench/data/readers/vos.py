@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 from PIL import Image
@@ -36,7 +36,7 @@ LAYOUTS = ("ids", "per_object")
 VOID = 255
 
 
-def _frame_order(name: str) -> tuple[int, Any]:
+def _frame_order(name: str) -> tuple[int, int | str]:
     stem = Path(name).stem
     return (0, int(stem)) if stem.isdigit() else (1, stem)
 
@@ -59,6 +59,8 @@ def read_png_ids(path: Path, shape: tuple[int, int]) -> np.ndarray:
     return data
 
 
+@READERS.register("vos", help="video object segmentation folders: JPEG frames + palette or per-object PNGs "
+                           "(DAVIS, SA-V, YouTube-VOS, LVOS, MOSE)")
 class VideoFolderDataset(Dataset):
     """A VOS dataset in one of the folder layouts above; `get(i)` is one VideoSample."""
 
@@ -184,8 +186,3 @@ class VideoFolderDataset(Dataset):
 
     def object_counts(self) -> Optional[list[int]]:
         return None  # counting objects reads every annotation: `data check` does it video by video
-
-
-@READERS.register("vos", help="video object segmentation folders: JPEG frames + palette or per-object PNGs (DAVIS, SA-V, YouTube-VOS, LVOS, MOSE)")
-def read_vos(root: Path, **kwargs: Any) -> VideoFolderDataset:
-    return VideoFolderDataset(root, **kwargs)
