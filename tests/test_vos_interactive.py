@@ -177,6 +177,7 @@ def test_run_records_every_round_and_scores_like_the_protocol(davis_root, finish
             assert list(rows.J) == pytest.approx([s[0] for s in scores])
             objects.append({"scored_frames": 1, "J": [s[0] for s in scores], "F": [s[1] for s in scores],
                             "clicks": sum(len(x.clicks) for x in result.interactions), "frames": len(result.interactions)})
+    assert metrics.pop("baseline") == 0  # a tracker, not the per-frame baseline
     assert metrics == pytest.approx(interactive_metrics(objects, 3))
     assert metrics["objects"] == 4 and metrics["J&F@3"] > metrics["J&F@1"]
     first = items.iloc[0]

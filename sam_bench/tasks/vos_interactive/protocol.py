@@ -18,7 +18,7 @@ candidate left) repeats its last round. Clicks use sam_bench/prompts/clicks.py (
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Optional
+from typing import Iterable, Optional
 
 import numpy as np
 
@@ -27,7 +27,8 @@ from ...data.video import VideoSample
 from ...errors import ConfigError
 from ...metrics.vos import region_similarity
 from ...models.video import FrameMasks, VideoSession
-from ...prompts.clicks import Click, next_click
+from ...prompts.clicks import Click
+from ...prompts.video_clicks import click_object
 
 SETTINGS = ("offline", "online")
 FIRST = ("clicks", "mask", "box")
@@ -71,7 +72,7 @@ class Interaction:
     prompt: str  # clicks | mask | box
     clicks: list[Click] = field(default_factory=list)
     j_before: Optional[float] = None  # None for the first interaction (nothing tracked yet)
-    j_after: float = 0.0
+    j_after: float = 0.0  # J on that frame in the round this interaction opened
 
 
 @dataclass
@@ -123,38 +124,16 @@ def _mask_of(out: FrameMasks, object_id: int, shape: tuple[int, int]) -> np.ndar
     return np.zeros(shape, bool) if mask is None else np.asarray(mask, dtype=bool)
 
 
-def _click_frame(session: VideoSession, truth: ObjectTruth, frame: int, pred: Optional[np.ndarray],
-                 n: int, after_click: Callable[[], None] = lambda: None) -> tuple[list[Click], np.ndarray]:
-    """Up to n RITM clicks on `frame`, one at a time, each against the mask the model returned for
-    the previous one (the first against `pred`; None = nothing predicted: the center click)."""
-    gt = truth.mask(frame)
-    clicks: list[Click] = []
-    current = pred
-    for i in range(n):
-        click = next_click(gt, current, clicked=[(c.x, c.y) for c in clicks])
-        if click is None:  # no error pixel left on this frame
-            break
-        if i > 0:
-            after_click()
-        clicks.append(click)
-        out = session.add_points(frame, truth.object_id, np.array([[click.x, click.y]], np.float64),
-                                 np.array([int(click.positive)], np.int64), clear_old=False)
-        current = _mask_of(out, truth.object_id, truth.shape)
-    return clicks, (np.zeros(truth.shape, bool) if current is None else current)
-
-
 def first_interaction(session: VideoSession, truth: ObjectTruth, settings: Settings) -> Interaction:
-    """The object's first prompt, on its first annotated frame."""
+    """The object's first prompt, on its first annotated frame (as the `vos` task prompts)."""
     frame, gt = truth.first_frame, truth.mask(truth.first_frame)
     if settings.first == "mask":
-        out = session.add_mask(frame, truth.object_id, gt)
+        session.add_mask(frame, truth.object_id, gt)
     elif settings.first == "box":
-        box = ObjectAnnotation(str(truth.object_id), gt).box
-        out = session.add_box(frame, truth.object_id, np.array(box, np.float64))
+        session.add_box(frame, truth.object_id, np.array(ObjectAnnotation(str(truth.object_id), gt).box, np.float64))
     else:
-        clicks, mask = _click_frame(session, truth, frame, None, settings.clicks_per_frame)
-        return Interaction(frame, "clicks", clicks, None, region_similarity(gt, mask))
-    return Interaction(frame, settings.first, [], None, region_similarity(gt, _mask_of(out, truth.object_id, truth.shape)))
+        return Interaction(frame, "clicks", click_object(session, frame, truth.object_id, gt, settings.clicks_per_frame))
+    return Interaction(frame, settings.first)
 
 
 def _pass(session: VideoSession, truth: ObjectTruth, start: int, settings: Settings) -> RoundMasks:
@@ -198,14 +177,21 @@ def offline(session: VideoSession, truth: ObjectTruth, settings: Settings,
         if not j:
             break
         frame = _pick(j, settings.frame_ties)
-        redo = (lambda: _pass(session, truth, frame, settings)) if settings.propagate_each_click else (lambda: None)
-        clicks, mask = _click_frame(session, truth, frame, unpack(masks[frame], truth.shape),
-                                    settings.clicks_per_frame, redo)
+        redo = (lambda: _pass(session, truth, frame, settings)) if settings.propagate_each_click else None
+        clicks = click_object(session, frame, truth.object_id, truth.mask(frame), settings.clicks_per_frame,
+                              unpack(masks[frame], truth.shape), redo)
         if not clicks:  # the worst frame is perfect: every candidate is
             break
-        interactions.append(Interaction(frame, "clicks", clicks, j[frame], region_similarity(truth.mask(frame), mask)))
+        interactions.append(Interaction(frame, "clicks", clicks, j[frame]))
         rounds.append(_pass(session, truth, frame, settings))
-    return ObjectRun(interactions, rounds)
+    return _finished(ObjectRun(interactions, rounds), truth)
+
+
+def _finished(run: ObjectRun, truth: ObjectTruth) -> ObjectRun:
+    """J on each interacted frame after its interaction: in the round it opened."""
+    for interaction, masks in zip(run.interactions, run.rounds):
+        interaction.j_after = region_similarity(truth.mask(interaction.frame), unpack(masks[interaction.frame], truth.shape))
+    return run
 
 
 def online(session: VideoSession, truth: ObjectTruth, settings: Settings, candidates: Iterable[int]) -> ObjectRun:
@@ -232,9 +218,9 @@ def online(session: VideoSession, truth: ObjectTruth, settings: Settings, candid
         if pause is None:
             break
         # J < threshold <= 1 leaves an error pixel, so the pause frame always gets a click
-        clicks, mask = _click_frame(session, truth, pause, pause_mask, settings.clicks_per_frame)
-        j_before = region_similarity(truth.mask(pause), pause_mask)
-        interactions.append(Interaction(pause, "clicks", clicks, j_before, region_similarity(truth.mask(pause), mask)))
+        gt = truth.mask(pause)
+        clicks = click_object(session, pause, truth.object_id, gt, settings.clicks_per_frame, pause_mask)
+        interactions.append(Interaction(pause, "clicks", clicks, region_similarity(gt, pause_mask)))
         masks = {t: m for t, m in masks.items() if t < pause}  # frames before the pause are final
         start = pause
-    return ObjectRun(interactions, rounds)
+    return _finished(ObjectRun(interactions, rounds), truth)

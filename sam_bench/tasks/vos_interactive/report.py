@@ -26,6 +26,11 @@ def _frames(entry: ReportEntry) -> int:
     return int(entry.record.get("task_options", {}).get("frames", 8))
 
 
+def _label(entry: ReportEntry) -> str:
+    baseline = " [per-frame baseline, not this family's tracker]" if entry.metrics.get("baseline") else ""
+    return entry.run_label + baseline
+
+
 def _settings(entry: ReportEntry) -> str:
     o: dict[str, Any] = entry.record.get("task_options", {})
     text = (f"{o.get('setting')}; first interaction: {o.get('first')}; up to {o.get('clicks_per_frame')} RITM clicks "
@@ -68,8 +73,8 @@ def _figure(entries: list[ReportEntry], report_dir: Path) -> str:
     curves: dict[tuple[str, str], list[float]] = {}
     for setting in ("offline", "online"):
         mine = [e for e in entries if e.record.get("task_options", {}).get("setting") == setting]
-        for run in dict.fromkeys(e.run_label for e in mine):
-            runs = [e for e in mine if e.run_label == run]
+        for run in dict.fromkeys(_label(e) for e in mine):
+            runs = [e for e in mine if _label(e) == run]
             n = min(_frames(e) for e in runs)
             curves[(setting, f"{run} ({len(runs)} dataset{'s' if len(runs) > 1 else ''})")] = [
                 float(np.mean([e.metrics[f"J&F@{k}"] for e in runs])) for k in range(1, n + 1)]
@@ -93,12 +98,12 @@ def vos_interactive_report(title: str, entries: list[ReportEntry]) -> str:
         table.index.name = "dataset / run"
         for e in mine:
             m = e.metrics
-            table.loc[f"{e.dataset} / {e.run_label}"] = (
+            table.loc[f"{e.dataset} / {_label(e)}"] = (
                 [100 * m[f"J&F@{k}"] if f"J&F@{k}" in m else None for k in range(1, n + 1)]
                 + [100 * m["J&F"], m.get("clicks")])
         lines += [f"### {setting.capitalize()}: J&F (%) after k interacted frames", "",
                   markdown_table(table.astype(float)), ""]
-        settings = {e.run_label: _settings(e) for e in mine}
+        settings = {_label(e): _settings(e) for e in mine}
         if len(set(settings.values())) == 1:
             lines += [f"Settings (every run): {next(iter(settings.values()))}.", ""]
         else:

@@ -20,7 +20,7 @@ from ...data.video import VideoSample
 from ...engine.context import ImageResult, RunContext
 from ...errors import DataError
 from ...io import atomic_write
-from ...metrics.vos import ObjectScore, boundary_f, boundary_tolerance, region_similarity, scored_frames
+from ...metrics.vos import ObjectScore, frame_scores_masks, scored_frames
 from ...models.base import PromptableSegmenter
 from ...models.video import VideoSegmenter
 from ...models.video_baseline import as_video_segmenter
@@ -35,17 +35,22 @@ log = logging.getLogger(__name__)
 OPEN_CHOICES = ("frame_ties", "pass_start", "propagate_each_click", "candidates")
 
 
-def round_scores(truth: ObjectTruth, masks: RoundMasks, frames: list[int]) -> tuple[float, float]:
-    """(J, F) of one object over the scored `frames`, as the `vos` task averages them."""
-    if not frames:
-        return float("nan"), float("nan")
-    tolerance = boundary_tolerance(*truth.shape)
-    j, f = [], []
+def round_scores(truth: ObjectTruth, masks: RoundMasks, frames: list[int], rule: str = "first_last") -> tuple[float, float]:
+    """(J, F) of one object over the scored `frames`, as the `vos` task averages them. Under SA-V's
+    rule the object counts from the first of them where its ground truth or prediction is non-empty
+    (the rule of the `vos` task's VideoScorer, which lives in that task: tasks do not share code)."""
+    score = ObjectScore(truth.sample.video_id, truth.object_id, [], [], [])
     for t in frames:
         gt, pred = truth.mask(t), unpack(masks[t], truth.shape)
-        j.append(region_similarity(gt, pred))
-        f.append(boundary_f(gt, pred, tolerance))
-    summary = ObjectScore(truth.sample.video_id, truth.object_id, frames, j, f).summary()
+        if rule == "sav" and not score.frames and not (gt.any() or pred.any()):
+            continue
+        j, f = frame_scores_masks(gt, pred)
+        score.frames.append(t)
+        score.j.append(j)
+        score.f.append(f)
+    if not score.frames:
+        return float("nan"), float("nan")
+    summary = score.summary()
     return summary["J_mean"], summary["F_mean"]
 
 
@@ -55,7 +60,7 @@ def _clicks_text(run: ObjectRun, k: int) -> str:
 
 def frame_rule(ctx: RunContext) -> str:
     """The dataset's scored-frame rule (metrics/vos.py FRAME_RULES); DAVIS's by default."""
-    return ctx.dataset.metadata.get("frame_rule", "first_last")
+    return getattr(ctx.dataset, "frame_rule", "first_last")
 
 
 @TASKS.register("vos_interactive", help="SAM 2's interactive video protocol, offline / online: J&F@1..8 interacted frames")
@@ -93,7 +98,7 @@ class VosInteractiveTask(Task):
             with self.video_model.open_video(sample.frames) as session, ctx.timed("interact"):
                 run = loop(session, truth, self.options, candidates)
             with ctx.timed("metric"):
-                scores = [round_scores(truth, masks, scored) for masks in run.rounds]
+                scores = [round_scores(truth, masks, scored, rule) for masks in run.rounds]
             for k, (inter, (j, f)) in enumerate(zip(run.interactions, scores)):
                 rows.append({"object_id": object_id, "k": k + 1, "frame": sample.frames.names[inter.frame],
                              "prompt": inter.prompt, "clicks": _clicks_text(run, k), "n_clicks": len(inter.clicks),
@@ -106,12 +111,14 @@ class VosInteractiveTask(Task):
         return ImageResult(sample.video_id, rows, {"objects": objects})
 
     def compute_metrics(self, ctx: RunContext, results: list[ImageResult]) -> dict[str, float]:
-        return interactive_metrics([o for r in results for o in r.payload["objects"]], self.options.frames)
+        metrics = interactive_metrics([o for r in results for o in r.payload["objects"]], self.options.frames)
+        metrics["baseline"] = int(self.video_model.is_baseline)  # reports label the per-frame baseline
+        return metrics
 
     def finalize(self, ctx: RunContext, results: list[ImageResult], metrics: dict[str, float]) -> None:
         from .report import curve_figure
 
-        fig = curve_figure({f"{ctx.model.info.label if ctx.model else 'run'} ({self.options.setting})":
+        fig = curve_figure({f"{self.video_model.info.label} ({self.options.setting})":
                             curve(metrics, self.options.frames)})
         atomic_write(ctx.out_dir / "jf_curve.png", lambda f: fig.savefig(f, format="png", dpi=110), mode="wb")
 
