@@ -227,3 +227,14 @@ def test_first_interaction_mask_or_box(first):
     assert log[0] == expected
     # frame 0 is perfect from the start, so the corrective frames are the traced ones: f4 then f2 and f3
     assert [i.frame for i in result.interactions] == [0, 4, 2, 3]
+
+
+def test_propagate_each_click_passes_between_the_clicks_of_a_frame():
+    _, plain, _ = run("offline")
+    _, each, log = run("offline", propagate_each_click=True)
+    assert [(i.frame, i.clicks) for i in each.interactions] == [(i.frame, i.clicks) for i in plain.interactions]
+    # The first frame's clicks come before any pass; f4 (3 clicks) and f2 (2) add 2 + 1 passes; f3 (1) none.
+    kinds = [e[0] for e in log]
+    assert kinds.count("propagate") == 4 + 3
+    f4 = [e[0] for e in log[log.index(("points", 4, 1, ((9.0, 3.0),), (1,))):]][:5]
+    assert f4 == ["points", "propagate", "points", "propagate", "points"]
