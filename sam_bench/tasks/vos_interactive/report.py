@@ -50,7 +50,8 @@ def curve_figure(curves: dict[str, list[float]], titles: tuple[str, ...] = ("",)
     """J&F (%) against interacted frames: one panel per title, `curves` keyed (title, label) or label."""
     from matplotlib.figure import Figure  # no pyplot: no global backend state
 
-    fig = Figure(figsize=(4.4 * len(titles), 3.4))
+    rows = max(1, len(curves) // max(1, len(titles)))
+    fig = Figure(figsize=(5.2 * len(titles), 3.2 + 0.22 * rows))
     axes = fig.subplots(1, len(titles), squeeze=False)[0]
     for ax, title in zip(axes, titles):
         for key, values in curves.items():
@@ -62,8 +63,8 @@ def curve_figure(curves: dict[str, list[float]], titles: tuple[str, ...] = ("",)
         ax.set_xlabel("interacted frames")
         ax.set_ylabel("J&F (%)")
         ax.grid(alpha=0.3)
-        if ax.lines:
-            ax.legend(fontsize=7)
+        if ax.lines:  # below the axes: run labels are long
+            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), frameon=False)
     fig.tight_layout()
     return fig
 
