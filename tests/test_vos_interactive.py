@@ -177,7 +177,7 @@ def test_run_records_every_round_and_scores_like_the_protocol(davis_root, finish
             assert list(rows.J) == pytest.approx([s[0] for s in scores])
             objects.append({"scored_frames": 1, "J": [s[0] for s in scores], "F": [s[1] for s in scores],
                             "clicks": sum(len(x.clicks) for x in result.interactions), "frames": len(result.interactions)})
-    assert metrics.pop("baseline") == 0  # a tracker, not the per-frame baseline
+    assert (metrics.pop("baseline"), metrics.pop("objects_skipped")) == (0, 0)  # a tracker; every object prompted
     assert metrics == pytest.approx(interactive_metrics(objects, 3))
     assert metrics["objects"] == 4 and metrics["J&F@3"] > metrics["J&F@1"]
     first = items.iloc[0]
@@ -235,3 +235,11 @@ def test_propagate_each_click_passes_between_the_clicks_of_a_frame():
     assert kinds.count("propagate") == 4 + 3
     f4 = [e[0] for e in log[log.index(("points", 4, 1, ((9.0, 3.0),), (1,))):]][:5]
     assert f4 == ["points", "propagate", "points", "propagate", "points"]
+
+
+def test_an_image_dataset_is_one_line(synthetic_roots, tmp_path, capsys):
+    register()
+    argv = ["run", "--task", "vos_interactive", "--model", "scripted_video", "--dataset", "demo",
+            "--data-root", str(synthetic_roots["demo"]), "--out", str(tmp_path), "--limit", "1"]
+    assert main(argv) != 0
+    assert "task 'vos_interactive' needs a video dataset; 'demo' holds images" in capsys.readouterr().err

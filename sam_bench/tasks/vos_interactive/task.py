@@ -18,7 +18,7 @@ import numpy as np
 
 from ...data.video import VideoSample
 from ...engine.context import ImageResult, RunContext
-from ...errors import DataError
+from ...errors import ConfigError, DataError
 from ...io import atomic_write
 from ...metrics.vos import ObjectScore, frame_scores_masks, scored_frames
 from ...models.base import PromptableSegmenter
@@ -85,14 +85,18 @@ class VosInteractiveTask(Task):
         self.video_model.keep_corrections()  # a corrected frame stays a prompt for later passes
 
     def evaluate_image(self, ctx: RunContext, sample: VideoSample) -> ImageResult:  # type: ignore[override]
+        if not isinstance(sample, VideoSample):
+            raise ConfigError(f"task 'vos_interactive' needs a video dataset; '{ctx.dataset.name}' holds images")
         rule = frame_rule(ctx)
         loop = offline if self.options.setting == "offline" else online
-        rows, objects = [], []
+        rows, objects, skipped = [], [], []
         for object_id in sorted(sample.objects):
             truth = ObjectTruth.of(sample, object_id)
-            if not truth.mask(truth.first_frame).any():
-                raise DataError(f"video {sample.video_id}: object {object_id} is empty on its first frame "
-                                f"{sample.frames.names[truth.first_frame]}")
+            if not truth.mask(truth.first_frame).any():  # SA-V: an object folder may start empty
+                log.info("video %s: object %d is empty on its first frame %s: nothing to prompt, skipped",
+                         sample.video_id, object_id, sample.frames.names[truth.first_frame])
+                skipped.append(object_id)
+                continue
             scored = scored_frames(sample.annotated, truth.first_frame, rule)
             candidates = truth.frames if self.options.candidates == "annotated" else scored
             with self.video_model.open_video(sample.frames) as session, ctx.timed("interact"):
@@ -108,11 +112,12 @@ class VosInteractiveTask(Task):
                             "J": [s[0] for s in scores], "F": [s[1] for s in scores],
                             "clicks": sum(len(i.clicks) for i in run.interactions),
                             "frames": len(run.interactions)})
-        return ImageResult(sample.video_id, rows, {"objects": objects})
+        return ImageResult(sample.video_id, rows, {"objects": objects, "skipped": skipped})
 
     def compute_metrics(self, ctx: RunContext, results: list[ImageResult]) -> dict[str, float]:
         metrics = interactive_metrics([o for r in results for o in r.payload["objects"]], self.options.frames)
         metrics["baseline"] = int(self.video_model.is_baseline)  # reports label the per-frame baseline
+        metrics["objects_skipped"] = sum(len(r.payload["skipped"]) for r in results)  # empty on their first frame
         return metrics
 
     def finalize(self, ctx: RunContext, results: list[ImageResult], metrics: dict[str, float]) -> None:
