@@ -17,7 +17,7 @@ def clip(source: Path, frames: list[str], into: Path) -> VideoFrames:
     paths = [Path(shutil.copy(source / f"{name}.jpg", into)) for name in frames]
     width, height = Image.open(paths[0]).size
     return VideoFrames(names=list(frames), paths=paths, height=height, width=width,
-                       load=lambda i: np.asarray(Image.open(paths[i]).convert("RGB")), folder=into)
+                       load=lambda i: np.array(Image.open(paths[i]).convert("RGB")), folder=into)
 
 
 def label_map(path: Path) -> np.ndarray:
