@@ -299,3 +299,35 @@ def test_sav_rule_counts_an_object_from_where_it_is_seen():
         results[rule] = scorer.scores[1]
     assert results["first_last"].frames == [1, 2, 3, 4] and results["first_last"].j == [1.0, 1.0, 0.0, 1.0]
     assert results["sav"].frames == [3, 4] and results["sav"].j == [0.0, 1.0]
+
+
+def test_a_tracker_beneath_the_runners_wrappers_is_used():
+    from sam_bench.models.checked import FiniteOutputs
+    from sam_bench.models.base import PromptableSegmenter
+    from sam_bench.tasks.vos.task import video_segmenter
+    from vos_scripted import ScriptedSegmenter
+
+    class Both(ScriptedSegmenter, PromptableSegmenter):  # a family that is both (as sam2 may be)
+        encode = decode = upsample = None
+
+    model = Both()
+    assert video_segmenter(FiniteOutputs(model)) is model
+
+
+def test_data_check_names_a_missing_frame(shared_data, tmp_path, capsys):
+    from sam_bench.cli import main
+
+    sample = shared_data / "davis2017_sample"
+    root = tmp_path / "davis"
+    for kind, ext in (("JPEGImages", "jpg"), ("Annotations", "png")):
+        folder = root / kind / "480p" / "judo"
+        folder.mkdir(parents=True)
+        for t in range(16):
+            if not (kind == "JPEGImages" and t == 7):
+                (folder / f"{t:05d}.{ext}").symlink_to(sample / kind / "480p" / "judo" / f"{t:05d}.{ext}")
+    (root / "ImageSets" / "2017").mkdir(parents=True)
+    (root / "ImageSets" / "2017" / "val.txt").write_text("judo\n")
+    assert main(["data", "check", "davis2017", "--data-root", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert "JPEGImages/480p/judo: frame 00007.jpg missing (frames are numbered without gaps)" in out
+    assert "Annotations/480p/judo/00007.png: annotation without a frame" in out

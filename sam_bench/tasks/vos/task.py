@@ -48,9 +48,13 @@ class VosOptions:
 
 
 def video_segmenter(model: PromptableSegmenter | VideoSegmenter) -> VideoSegmenter:
-    """The model's own tracker, or the labelled per-frame baseline for an image-only model."""
-    if isinstance(model, VideoSegmenter):
-        return model
+    """The model's own tracker, or the labelled per-frame baseline for an image-only model. The
+    runner wraps promptable models (output checks, embedding cache); a tracker is found beneath them."""
+    inner: object = model
+    while not isinstance(inner, VideoSegmenter) and getattr(inner, "inner", None) is not None:
+        inner = inner.inner  # type: ignore[attr-defined]
+    if isinstance(inner, VideoSegmenter):
+        return inner
     try:
         from ...models.video_baseline import as_video_segmenter  # the image families' baseline
     except ImportError:
