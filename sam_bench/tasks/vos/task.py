@@ -113,13 +113,10 @@ class VosTask(Task):
             assert scorer is not None  # setup refused server splits
             score_folder(sample, Path(self.options.predictions), layout, scorer)
         else:
-            session = self.segmenter.open_video(sample.frames)  # type: ignore[union-attr]
-            try:
-                with ctx.timed("track"):
-                    given = track_video(session, sample, self.options.prompt, int(self.options.clicks),
-                                        ctx.out_dir / "predictions", layout, scorer, progress=True)
-            finally:
-                session.close()
+            with ctx.timed("track"):
+                given = track_video(self.segmenter, sample, self.options.prompt, int(self.options.clicks),  # type: ignore[arg-type]
+                                    ctx.out_dir / "predictions", layout, scorer,
+                                    separately=bool(getattr(ctx.dataset, "objects_appear_later", False)), progress=True)
         seconds = time.perf_counter() - t0
         objects = [] if scorer is None else list(scorer.scores.values())
         rows = []
