@@ -37,7 +37,6 @@ from .metadata import locked, now, read_run_json, record_task_run
 from .models.base import EdgeDetector, Model, PromptableSegmenter, require
 from .models.cached import CachedSegmenter
 from .models.checked import FiniteOutputs
-from .models.video import VideoSegmenter
 from .plugins import load_plugins
 from .registry import MODELS, TASKS
 from .reporting.writer import write_report
@@ -80,10 +79,9 @@ def build_model(cfg: RunConfig, device: torch.device, cache: EmbeddingCache | No
                                   batch_size=cfg.batch_size, **cfg.model_args)
     if cfg.compile:
         model.enable_compile()
-    if isinstance(model, PromptableSegmenter) and not isinstance(model, (EdgeDetector, VideoSegmenter)):
+    if isinstance(model, PromptableSegmenter) and not isinstance(model, EdgeDetector):
         model = FiniteOutputs(model)  # NaN weights must fail, not score 0 (edge detectors: weight-free, keep their type)
-    if (cache is not None and isinstance(model, PromptableSegmenter) and not isinstance(model, VideoSegmenter)
-            and model.cache_fingerprint is not None):
+    if cache is not None and isinstance(model, PromptableSegmenter) and model.cache_fingerprint is not None:
         return CachedSegmenter(model, cache)
     return model
 

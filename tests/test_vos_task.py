@@ -244,7 +244,7 @@ def test_sav_layout_per_object_files_scored_as_sav_evaluator(shared_data, tmp_pa
     assert again["J&F"] == metrics["J&F"]
 
 
-def test_objects_given_on_later_frames_and_a_server_split(shared_data, tmp_path, capsys):
+def test_objects_given_on_later_frames_and_a_server_split(shared_data, tmp_path, capsys, monkeypatch):
     """YouTube-VOS valid layout from the later-objects sample (its one-pixel-narrow 00005.png padded
     here): objects prompted on frames 0, 5, 8, 13; the submission is written, no number."""
     src = shared_data / "later_objects_sample"
@@ -264,7 +264,9 @@ def test_objects_given_on_later_frames_and_a_server_split(shared_data, tmp_path,
     dataset = open_dataset("ytvos2019", str(tmp_path / "yt"))
     assert dataset.get(0).objects == {1: 0, 2: 5, 3: 8, 4: 13}
     out = tmp_path / "o"
+    monkeypatch.setenv("VOS_SCRIPTED_LOG", str(tmp_path / "opened.txt"))
     metrics = run("vos", "scripted_vos", "ytvos2019", out=out, data_root=str(tmp_path / "yt"))
+    assert (tmp_path / "opened.txt").read_text().split() == ["judo"] * 4  # one session per object, as sam2's script
     assert "J&F" not in metrics and metrics["videos"] == 1 and metrics["objects"] == 4
     assert "send it to the YouTube-VOS 2019 server" in capsys.readouterr().out
     pred = out / "vos" / "ytvos2019" / "predictions" / "Annotations" / "judo"
@@ -299,3 +301,65 @@ def test_sav_rule_counts_an_object_from_where_it_is_seen():
         results[rule] = scorer.scores[1]
     assert results["first_last"].frames == [1, 2, 3, 4] and results["first_last"].j == [1.0, 1.0, 0.0, 1.0]
     assert results["sav"].frames == [3, 4] and results["sav"].j == [0.0, 1.0]
+
+
+def test_a_tracker_beneath_the_runners_wrappers_is_used():
+    from sam_bench.models.checked import FiniteOutputs
+    from sam_bench.models.base import PromptableSegmenter
+    from sam_bench.tasks.vos.task import video_segmenter
+    from vos_scripted import ScriptedSegmenter
+
+    class Both(ScriptedSegmenter, PromptableSegmenter):  # a family that is both (as sam2 may be)
+        encode = decode = upsample = None
+
+    model = Both()
+    assert video_segmenter(FiniteOutputs(model)) is model
+
+
+def test_data_check_names_a_missing_frame(shared_data, tmp_path, capsys):
+    from sam_bench.cli import main
+
+    sample = shared_data / "davis2017_sample"
+    root = tmp_path / "davis"
+    for kind, ext in (("JPEGImages", "jpg"), ("Annotations", "png")):
+        folder = root / kind / "480p" / "judo"
+        folder.mkdir(parents=True)
+        for t in range(16):
+            if not (kind == "JPEGImages" and t == 7):
+                (folder / f"{t:05d}.{ext}").symlink_to(sample / kind / "480p" / "judo" / f"{t:05d}.{ext}")
+    (root / "ImageSets" / "2017").mkdir(parents=True)
+    (root / "ImageSets" / "2017" / "val.txt").write_text("judo\n")
+    assert main(["data", "check", "davis2017", "--data-root", str(root)]) == 1
+    out = capsys.readouterr().out
+    assert "JPEGImages/480p/judo: frame 00007.jpg missing (frames are numbered without gaps)" in out
+    assert "Annotations/480p/judo/00007.png: annotation without a frame" in out
+
+
+@pytest.mark.parametrize("separately", [False, True])
+def test_overlap_rule_follows_sam2s_script(tmp_path, separately):
+    """Joint tracking: the lowest id wins an overlap (put_per_obj_mask). Objects tracked on their own
+    (later objects): the higher logit wins (_apply_non_overlapping_constraints), then logits > 0."""
+    from sam_bench.data.video import VideoFrames, VideoSample
+    from sam_bench.tasks.vos.video import track_video
+    from vos_scripted import ScriptedSegmenter, ScriptedSession
+
+    class Louder(ScriptedSession):  # object 2's logits are twice object 1's
+        def propagate_logits(self, *args, **kwargs):
+            for t, logits in super().propagate_logits(*args, **kwargs):
+                yield t, {k: v * k for k, v in logits.items()}
+
+    class Segmenter(ScriptedSegmenter):
+        def open_video(self, frames):
+            return Louder(frames)
+
+    ids = np.zeros((8, 8), np.int32)
+    ids[2:6, 2:6] = 1
+    gt = {0: ids.copy(), 1: ids.copy()}
+    gt[1][4:8, 4:8] = 2  # object 2 appears on frame 1, overlapping object 1's mask
+    frames = VideoFrames(["00000", "00001", "00002"], [], 8, 8, load=lambda i: None)
+    sample = VideoSample("v", frames, {1: 0, 2: 1}, [0, 1], gt.__getitem__)
+    track_video(Segmenter(), sample, "mask", 1, tmp_path / "pred", "davis", None, separately, progress=False)
+    written = np.array(Image.open(tmp_path / "pred" / "v" / "00001.png"))
+    # frame 1: object 1 moved 3 px right (rows 2-5, columns 5-7), object 2 at rows 4-7, columns 4-7
+    assert written[4, 5] == (2 if separately else 1)
+    assert written[2, 5] == 1 and written[7, 4] == 2 and written[0, 0] == 0

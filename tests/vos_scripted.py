@@ -13,7 +13,7 @@ from typing import Iterator, Optional
 import numpy as np
 
 from sam_bench.core.types import ModelInfo
-from sam_bench.models.video import FrameMasks, VideoSegmenter, VideoSession
+from sam_bench.models.video import FrameLogits, FrameMasks, VideoSegmenter, VideoSession
 from sam_bench.registry import MODELS
 
 SHIFT = 3
@@ -48,13 +48,16 @@ class ScriptedSession(VideoSession):
             mask[max(0, y - 7):y + 8, max(0, x - 7):x + 8] = bool(label)
         return self._set(frame, object_id, mask)
 
-    def propagate(self, start_frame: Optional[int] = None, reverse: bool = False,
-                  max_frames: Optional[int] = None) -> Iterator[tuple[int, FrameMasks]]:
+    def propagate_logits(self, start_frame: Optional[int] = None, reverse: bool = False,
+                         max_frames: Optional[int] = None) -> Iterator[tuple[int, FrameLogits]]:
+        """Logits +1 inside the scripted mask, -1 outside (so masks are exactly the scripted ones)."""
         delay = float(os.environ.get("VOS_SCRIPTED_DELAY", "0"))
-        for t in range(start_frame or 0, len(self.frames)):
+        start = min(t for t, _ in self.prompts.values()) if start_frame is None else start_frame
+        for t in range(start, len(self.frames)):
             self.frames.frame(t)  # read the frame as a real tracker would
             time.sleep(delay)
-            yield t, {k: expected_mask(m, t0, t) for k, (t0, m) in self.prompts.items() if t >= t0}
+            yield t, {k: np.where(expected_mask(m, t0, t), 1.0, -1.0).astype(np.float32)
+                      for k, (t0, m) in self.prompts.items() if t >= t0}
 
 
 class ScriptedSegmenter(VideoSegmenter):

@@ -108,7 +108,7 @@ def generate(out_dir: str | Path, n_images: int = 4, seed: int = 0) -> dict[str,
     return {"demo": coco, "demo_bsds": bsds, "demo_video": video}
 
 
-def write_videos(root: Path, rng: np.random.Generator, n_videos: int = 2, n_frames: int = 6,
+def write_videos(root: Path, rng: np.random.Generator, n_videos: int = 2, n_frames: int = 5,
                  height: int = 96, width: int = 128) -> None:
     """Clips in the DAVIS layout: object 1 a disc moving right, object 2 a rectangle moving down
     and passing under the disc (the disc is drawn last, so it hides the rectangle where they meet)."""

@@ -67,13 +67,15 @@ class VideoFolderDataset(Dataset):
     def __init__(self, root: Path, frames: str, annotations: str, layout: str = "ids",
                  sequences: Optional[str] = None, meta: Optional[str] = None, merge_objects: bool = False,
                  frame_rule: str = "first_last", submission: str = "davis", server: Optional[str] = None,
-                 contiguous: bool = True) -> None:
+                 contiguous: bool = True, objects_appear_later: bool = False) -> None:
         if layout not in LAYOUTS:
             raise ConfigError(f"reader 'vos': layout {layout!r}; choose {LAYOUTS}")
         self.root = Path(root)
         self.frames_dir, self.annotations_dir = self.root / frames, self.root / annotations
         self.layout, self.merge_objects = layout, merge_objects
         self.frame_rule, self.submission, self.server, self.contiguous = frame_rule, submission, server, contiguous
+        # objects first given on later frames: each tracked on its own (sam2's --track_object_appearing_later_in_video)
+        self.objects_appear_later = objects_appear_later
         for folder, what in ((self.frames_dir, "frames"), (self.annotations_dir, "annotations")):
             if not folder.is_dir():
                 raise DataError(f"{folder}: {what} folder not found")

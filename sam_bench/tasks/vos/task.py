@@ -48,9 +48,13 @@ class VosOptions:
 
 
 def video_segmenter(model: PromptableSegmenter | VideoSegmenter) -> VideoSegmenter:
-    """The model's own tracker, or the labelled per-frame baseline for an image-only model."""
-    if isinstance(model, VideoSegmenter):
-        return model
+    """The model's own tracker, or the labelled per-frame baseline for an image-only model. The
+    runner wraps promptable models (output checks, embedding cache); a tracker is found beneath them."""
+    inner: object = model
+    while not isinstance(inner, VideoSegmenter) and getattr(inner, "inner", None) is not None:
+        inner = inner.inner  # type: ignore[attr-defined]
+    if isinstance(inner, VideoSegmenter):
+        return inner
     try:
         from ...models.video_baseline import as_video_segmenter  # the image families' baseline
     except ImportError:
@@ -109,13 +113,10 @@ class VosTask(Task):
             assert scorer is not None  # setup refused server splits
             score_folder(sample, Path(self.options.predictions), layout, scorer)
         else:
-            session = self.segmenter.open_video(sample.frames)  # type: ignore[union-attr]
-            try:
-                with ctx.timed("track"):
-                    given = track_video(session, sample, self.options.prompt, int(self.options.clicks),
-                                        ctx.out_dir / "predictions", layout, scorer, progress=True)
-            finally:
-                session.close()
+            with ctx.timed("track"):
+                given = track_video(self.segmenter, sample, self.options.prompt, int(self.options.clicks),  # type: ignore[arg-type]
+                                    ctx.out_dir / "predictions", layout, scorer,
+                                    separately=bool(getattr(ctx.dataset, "objects_appear_later", False)), progress=True)
         seconds = time.perf_counter() - t0
         objects = [] if scorer is None else list(scorer.scores.values())
         rows = []

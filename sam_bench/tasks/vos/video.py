@@ -1,6 +1,12 @@
 """One video of the `vos` task: prompt each object on its first annotated frame, propagate, write the
 predictions in the dataset's submission layout, and score J and F per object on its scored frames.
 
+Two ways of tracking, as sam2's tools/vos_inference.py: all objects in one session (objects given on
+the first frame; where masks overlap the lowest id wins in an id map), or, for datasets whose
+objects appear later (its --track_object_appearing_later_in_video: YouTube-VOS, LVOS), each object
+in its own session from its prompt frame forward, then per pixel only the highest-scoring object is
+kept (ties: the lowest id) before thresholding the logits at 0.
+
 Scoring a folder made elsewhere reads the same files the run would have written and goes through the
 same per-frame scoring, so both give the same numbers for the same masks.
 """
@@ -16,7 +22,7 @@ from ...data.video import VideoSample
 from ...data.vos_submission import read_frame, write_frame
 from ...errors import DataError
 from ...metrics.vos import ObjectScore, frame_scores_masks, scored_frames
-from ...models.video import FrameMasks, VideoSession
+from ...models.video import FrameMasks, VideoSegmenter, VideoSession
 from ...prompts.video_clicks import click_object
 
 
@@ -53,10 +59,17 @@ class VideoScorer:
             score.f.append(f)
 
 
-def prompt_objects(session: VideoSession, sample: VideoSample, prompt: str, clicks: int) -> dict[int, Any]:
-    """Add every object on its prompt frame (frame order, then id); returns what each was given."""
+NO_MASK = -1024.0  # SAM 2's score of an object without output on a frame
+
+
+def prompt_objects(session: VideoSession, sample: VideoSample, prompt: str, clicks: int,
+                   only: Optional[int] = None) -> dict[int, Any]:
+    """Add every object (or `only` that one) on its prompt frame (frame order, then id); returns
+    what each was given."""
     given: dict[int, Any] = {}
     for k, t in sorted(sample.objects.items(), key=lambda kv: (kv[1], kv[0])):
+        if only is not None and k != only:
+            continue
         gt = sample.object_masks(t)[k]
         if prompt == "mask":
             session.add_mask(t, k, gt)
@@ -73,26 +86,56 @@ def prompt_objects(session: VideoSession, sample: VideoSample, prompt: str, clic
     return given
 
 
-def track_video(session: VideoSession, sample: VideoSample, prompt: str, clicks: int, out: Path,
-                layout: str, scorer: Optional[VideoScorer], progress: bool) -> dict[int, Any]:
+def track_video(segmenter: VideoSegmenter, sample: VideoSample, prompt: str, clicks: int, out: Path,
+                layout: str, scorer: Optional[VideoScorer], separately: bool, progress: bool) -> dict[int, Any]:
     """Prompt, propagate, write every frame's predictions (empty before the first prompt) and score."""
-    given = prompt_objects(session, sample, prompt, clicks)
-    shape = (sample.height, sample.width)
     n = len(sample.frames)
-    written = set()
-    bar = tqdm(total=n, desc=sample.video_id, unit="frame", leave=False, disable=not progress or None)
+    passes = len(sample.objects) if separately else 1
+    bar = tqdm(total=n * passes, desc=sample.video_id, unit="frame", leave=False, disable=not progress or None)
     try:
-        start = min(sample.objects.values())
-        for t, masks in session.propagate(start_frame=start):
-            _emit(t, masks, sample, out, layout, scorer, shape)
-            written.add(t)
-            bar.update(1)
+        if separately:
+            return _track_separately(segmenter, sample, prompt, clicks, out, layout, scorer, bar)
+        shape = (sample.height, sample.width)
+        written = set()
+        with segmenter.open_video(sample.frames) as session:
+            given = prompt_objects(session, sample, prompt, clicks)
+            for t, masks in session.propagate(start_frame=min(sample.objects.values())):
+                _emit(t, masks, sample, out, layout, scorer, shape)
+                written.add(t)
+                bar.update(1)
         for t in sorted(set(range(n)) - written):  # frames before any object is given
             _emit(t, {}, sample, out, layout, scorer, shape)
-            bar.update(1)
+        return given
     finally:
         bar.close()
-    return given
+
+
+def _track_separately(segmenter: VideoSegmenter, sample: VideoSample, prompt: str, clicks: int, out: Path,
+                      layout: str, scorer: Optional[VideoScorer], bar: tqdm) -> dict[int, Any]:
+    """One session per object; the logits wait in a file (objects x frames x H x W float32, as much
+    as sam2's script holds in memory) until every object is tracked, then frames are resolved."""
+    ids = sorted(sample.objects)
+    n, shape = len(sample.frames), (sample.height, sample.width)
+    path = out.parent / f".{sample.video_id}.logits.npy"
+    scores = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=(len(ids), n, *shape))
+    try:
+        scores[:] = NO_MASK
+        given: dict[int, Any] = {}
+        for i, k in enumerate(ids):
+            with segmenter.open_video(sample.frames) as session:
+                given.update(prompt_objects(session, sample, prompt, clicks, only=k))
+                for t, logits in session.propagate_logits(start_frame=sample.objects[k]):
+                    if k in logits:
+                        scores[i, t] = logits[k]
+                    bar.update(1)
+        for t in range(n):
+            frame = np.asarray(scores[:, t])
+            best = frame.argmax(axis=0)  # first maximum: the lowest id wins a tie
+            _emit(t, {k: (best == i) & (frame[i] > 0) for i, k in enumerate(ids)}, sample, out, layout, scorer, shape)
+        return given
+    finally:
+        del scores
+        path.unlink(missing_ok=True)
 
 
 def _emit(t: int, masks: FrameMasks, sample: VideoSample, out: Path, layout: str,
