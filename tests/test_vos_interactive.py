@@ -19,8 +19,8 @@ from sam_bench.data.registry import open_dataset
 from sam_bench.errors import ConfigError
 from sam_bench.metrics.vos import boundary_f, scored_frames
 from sam_bench.prompts.clicks import Click
-from sam_bench.tasks.vos_interactive.protocol import ObjectTruth, Settings, offline, online, unpack
-from sam_bench.tasks.vos_interactive.task import interactive_metrics, round_scores
+from sam_bench.tasks.vos_interactive.protocol import ObjectTruth, offline, online, unpack
+from sam_bench.tasks.vos_interactive.task import VosInteractiveOptions as Settings, interactive_metrics, round_scores
 
 from video_standin import FileVideoSegmenter, ScriptedVideoSegmenter, cells_mask, centre, register, sample, write_davis
 

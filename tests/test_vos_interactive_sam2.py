@@ -22,7 +22,8 @@ import torch
 from sam_bench.data.video import VideoSample
 from sam_bench.metrics.vos import region_similarity
 from sam_bench.prompts.clicks import next_click
-from sam_bench.tasks.vos_interactive.protocol import ObjectTruth, Settings, offline, online, unpack
+from sam_bench.tasks.vos_interactive.protocol import ObjectTruth, offline, online, unpack
+from sam_bench.tasks.vos_interactive.task import VosInteractiveOptions as Settings
 from video_fixtures import clip, label_map
 
 sam2_build = pytest.importorskip("sam2.build_sam", reason="sam2 not installed (pip install 'sam-bench[sam2]')")
