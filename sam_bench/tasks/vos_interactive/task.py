@@ -170,15 +170,16 @@ def curve(metrics: dict[str, float], frames: int) -> list[float]:
 
 
 def interactive_metrics(objects: list[dict[str, Any]], frames: int) -> dict[str, float]:
-    """J@k, F@k, J&F@k (k = 1..frames) averaged over the objects with a scored frame; a run that
+    """J@k, F@k, J&F@k (k = 1..frames) averaged over the objects with a scored frame (NaN: none, e.g.
+    SA-V's rule before the object is seen, left out as the evaluators' nanmean does); a run that
     stopped interacting before k keeps its last round; J&F = the mean of J&F@1..frames."""
     scored = [o for o in objects if o["scored_frames"]]
     if not scored:
         raise DataError("task 'vos_interactive': no object has a scored frame (videos too short)")
     metrics: dict[str, float] = {}
     for k in range(1, frames + 1):
-        j = float(np.mean([o["J"][min(k, len(o["J"])) - 1] for o in scored]))
-        f = float(np.mean([o["F"][min(k, len(o["F"])) - 1] for o in scored]))
+        j = float(np.nanmean([o["J"][min(k, len(o["J"])) - 1] for o in scored]))
+        f = float(np.nanmean([o["F"][min(k, len(o["F"])) - 1] for o in scored]))
         metrics.update({f"J&F@{k}": (j + f) / 2, f"J@{k}": j, f"F@{k}": f})
     metrics["J&F"] = float(np.mean([metrics[f"J&F@{k}"] for k in range(1, frames + 1)]))
     metrics["clicks"] = float(np.mean([o["clicks"] for o in objects]))
