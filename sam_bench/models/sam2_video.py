@@ -30,7 +30,8 @@ import contextlib
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence
+from collections.abc import Sequence
+from typing import Callable, Iterator, Optional
 from unittest import mock
 
 import numpy as np
