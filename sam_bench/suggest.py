@@ -10,15 +10,16 @@ def close_matches(name: str, known: Iterable[str], n: int = 3) -> list[str]:
     return difflib.get_close_matches(name, sorted(set(known)), n=n, cutoff=0.6)
 
 
-def did_you_mean(name: str, known: Iterable[str], prefix: str = "") -> str:
-    """`; did you mean X?` (or `X or Y`) when a known name is close to `name`, else ``."""
-    found = close_matches(name, known)
-    if not found:
-        return ""
-    return "; did you mean " + " or ".join(f"{prefix}{m}" for m in found) + "?"
+def did_you_mean(name: str, known: Iterable[str]) -> str:
+    """`; did you mean X?` with the closest known name, when one is close to `name`, else ``."""
+    found = close_matches(name, known, n=1)
+    return f"; did you mean {found[0]}?" if found else ""
 
 
 def unknown_name(kind: str, name: str, known: Iterable[str]) -> str:
-    """`unknown model 'sam_vit_x'; did you mean sam_vit_h?; known: ...` (the hint only when one is close)."""
+    """`unknown model 'felzenzwalb'; did you mean felzenszwalb? (known: ...)`, or with no close
+    match `unknown model 'x'; known: ...`."""
     known = sorted(set(known))
-    return f"unknown {kind} '{name}'{did_you_mean(name, known)}; known: {', '.join(known) or '(none)'}"
+    listing = ", ".join(known) or "(none)"
+    hint = did_you_mean(name, known)
+    return f"unknown {kind} '{name}'{hint} (known: {listing})" if hint else f"unknown {kind} '{name}'; known: {listing}"

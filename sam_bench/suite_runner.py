@@ -25,7 +25,7 @@ from .data.registry import load_dataset_config
 from .errors import ConfigError
 from .engine.inputs import finished_inputs_changed
 from .io import read_json_record, write_json
-from .metadata import locked, now
+from .metadata import locked, now, read_run_json
 from .suggest import did_you_mean
 from .taskdefs import SuiteItem, TaskDefinition, expand
 
@@ -63,7 +63,7 @@ def plan(settings: SuiteSettings) -> list[SuiteItem]:
     for name in settings.data_roots:
         if name not in used:  # a mistyped NAME would be ignored and its dataset silently skipped
             raise ConfigError(f"--data-root {name}=...: suite '{settings.suite}' uses no dataset '{name}'"
-                              f"{did_you_mean(name, used)}; its datasets: {', '.join(sorted(used))}")
+                              f"{did_you_mean(name, used)} (its datasets: {', '.join(sorted(used))})")
     if settings.tasks:
         known = {i.definition.name for i in items}
         unknown = [t for t in settings.tasks if t not in known]
@@ -111,6 +111,9 @@ def run_suite(settings: SuiteSettings) -> list[Outcome]:
             raise ConfigError(f"suite '{settings.suite}': task '{item.definition.name}' names no models; give --model")
         jobs += [(item.definition, model) for model in models]
     several = settings.model is None and len({m for _, m in jobs}) > 1
+    for out in {settings.out / m if several else settings.out for _, m in jobs}:
+        _read_state(out)  # a damaged suite.json or run.json: one line naming it, before any task runs
+        read_run_json(out)
     outcomes: list[Outcome] = []
     rank0 = int(os.environ.get("RANK", "0")) == 0
     bar = tqdm(jobs, desc=f"suite {settings.suite}", unit="task", disable=not rank0 or None, position=0,

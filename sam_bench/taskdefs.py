@@ -245,8 +245,8 @@ def expand(name: str, root: Optional[Path] = None, _seen: tuple[str, ...] = ()) 
     if name in definitions:
         return [SuiteItem(definitions[name])]
     if name not in suites:
-        raise ConfigError(f"unknown suite or task definition '{name}'{did_you_mean(name, [*suites, *definitions])}; "
-                          f"suites: {', '.join(sorted(suites))}")
+        raise ConfigError(f"unknown suite or task definition '{name}'{did_you_mean(name, [*suites, *definitions])} "
+                          f"(suites: {', '.join(sorted(suites))}; `list definitions` for the others)")
     if name in _seen:
         raise ConfigError(f"{suites[name].path}: suite '{name}' includes itself")
     items: list[SuiteItem] = []

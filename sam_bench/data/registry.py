@@ -43,8 +43,8 @@ class DatasetConfig:
         args = dict(self.reader_args)
         if self.splits:
             if split not in self.splits:
-                raise ConfigError(f"dataset '{self.name}' has no split '{split}'{did_you_mean(str(split), self.splits)}; "
-                                  f"splits: {sorted(self.splits)}")
+                raise ConfigError(f"dataset '{self.name}' has no split '{split}'{did_you_mean(str(split), self.splits)} "
+                                  f"(splits: {', '.join(sorted(self.splits))})")
             args.update(self.splits[split] or {})
         return args
 
