@@ -173,7 +173,7 @@ def test_bad_options_and_data(synthetic_roots, tmp_path):
     with pytest.raises(ConfigError, match="boundary must be one of"):
         run(RunConfig(task="edges", model="sobel", dataset="demo_bsds", data_root=str(root), out=str(tmp_path),
                       options={"boundary": "sideways"}))
-    with pytest.raises(ConfigError, match="no option 'thresholdz'"):
+    with pytest.raises(ConfigError, match=r"unknown option --thresholdz; did you mean --thresholds\?"):
         run(RunConfig(task="edges", model="sobel", dataset="demo_bsds", data_root=str(root), out=str(tmp_path),
                       options={"thresholdz": 3}))
     with pytest.raises(DataError, match="no edge ground truth"):
