@@ -83,7 +83,7 @@ class Dataset(ABC):
         computed from, checked when a run resumes (engine/inputs.py). Readers that know their files
         say so without decoding; this fallback builds the sample."""
         sample = self.get(index)
-        return [p for p in (sample.path, self.annotation_file) if p is not None]
+        return [p for p in (getattr(sample, "path", None), self.annotation_file) if p is not None]
 
     @abstractmethod
     def __len__(self) -> int: ...

@@ -73,7 +73,7 @@ def redo_changed(inputs: InputFiles, recorded: Mapping[str, Any]) -> set[str]:
     result must be recomputed; each is logged with the file that changed."""
     redo = set()
     for image_id, files in recorded.items():
-        if not files:
+        if files is None:  # written before records kept their inputs
             log.warning("%s: its progress record does not say what it was computed from; redoing it", image_id)
             redo.add(image_id)
             continue
