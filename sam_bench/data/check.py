@@ -16,6 +16,8 @@ from ..errors import DataError, SamBenchError
 from .images import check_complete, check_size, verify_decodes
 from ..registry import READERS
 from .registry import DatasetConfig, load_dataset_config
+from .check_video import check_videos
+from .readers.vos import VideoFolderDataset
 from .subsample import choose_images, object_counts
 
 SPOT_CHECKS = 12  # images fully decoded (pixels + masks), spread over the dataset
@@ -40,6 +42,12 @@ def check_dataset(name: str, data_root: str, split: Optional[str] = None,
         return _fail(out, cfg, [f"{root}: not a directory"])
     try:
         dataset = READERS.get(cfg.reader)(root, **cfg.reader_arguments(split))
+        if isinstance(dataset, VideoFolderDataset):
+            problems = check_videos(dataset, cfg.paper or {}, out)
+            if problems:
+                return _fail(out, cfg, [f"{len(problems)} problem(s) in the videos: " + "; ".join(problems[:MAX_LISTED])])
+            out("OK")
+            return 0
         counts = object_counts(dataset)
     except SamBenchError as exc:
         return _fail(out, cfg, [str(exc), *_splits_found(cfg, root, split)])
