@@ -13,6 +13,12 @@ image and `set_text_prompt` per phrase with the processor's own post-processing 
 scores above `min_score`, masks resized and cut at 0.5). In sam3 0.1.4 that path stages one small
 tensor through Tensor.pin_memory(), which needs CUDA; off CUDA the pinning is skipped (values
 unchanged, sam3_build.pinning_skipped_on), so the path runs on the CPU too.
+
+Video: `sam3` is a VideoSegmenter so that a video task does not fall back to the per-frame
+baseline, but `open_video` refuses with one line: sam3 0.1.4's tracker (Sam3TrackerPredictor) moves
+frames, state and memories with `.cuda()` and `pin_memory()` unconditionally, so it cannot run on a
+CPU and could not be checked against the package where this adapter was built. transformers'
+Sam3TrackerVideoModel (`hf`) tracks on any device.
 """
 from __future__ import annotations
 
@@ -31,7 +37,9 @@ from .args import convert_model_args
 from .backends import import_backend
 from .concepts import ConceptMasks, ConceptSegmenter, check_finite, concept_masks
 from .details import model_details
+from ..data.video import VideoFrames
 from .sam2_model import Sam2Segmenter
+from .video import VideoSegmenter, VideoSession
 
 
 def load_sam3(path: str, device: torch.device) -> tuple[torch.nn.Module, dict]:
@@ -55,7 +63,7 @@ def load_sam3(path: str, device: torch.device) -> tuple[torch.nn.Module, dict]:
     return model.eval(), {"architecture": arch.to_dict(), "ignored_keys": len(unexpected)}
 
 
-class Sam3Segmenter(Sam2Segmenter, ConceptSegmenter):
+class Sam3Segmenter(Sam2Segmenter, ConceptSegmenter, VideoSegmenter):
     family = "sam3"
     source_label = "SAM 3 (sam3 text prompt)"
 
@@ -103,6 +111,13 @@ class Sam3Segmenter(Sam2Segmenter, ConceptSegmenter):
                 state = processor.set_text_prompt(phrase, state)  # replaces the previous phrase
                 found.append(concept_masks(state["masks"][:, 0], state["scores"], state["boxes"]))
         return found
+
+    def open_video(self, frames: VideoFrames) -> VideoSession:
+        where = ("this run's device is cpu" if self.device.type != "cuda" else
+                 "sam-bench has no adapter for it yet (it could not be checked against sam3 without CUDA)")
+        raise ConfigError(f"model 'sam3' cannot track video: sam3's tracker (Sam3TrackerPredictor) needs CUDA "
+                          f"(.cuda() and pin_memory() in sam3/model/sam3_tracking_predictor.py) and {where}; "
+                          f"for SAM 3 tracking use --model hf with a Sam3TrackerVideoModel save_pretrained directory")
 
 
 @MODELS.register("sam3", help="SAM 3 interactive path (predict_inst) from sam3.pt or a checkpoint in its layout "
