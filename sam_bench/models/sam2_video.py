@@ -61,6 +61,7 @@ class Sam2VideoOptions:
     frames: str = "lazy"
     offload_video_to_cpu: bool = False
     offload_state_to_cpu: bool = False
+    keep_corrections: bool = False  # add_all_frames_to_correct_as_cond (VideoSegmenter.keep_corrections)
 
 
 def build_video_predictor(image_model: torch.nn.Module, config: str, options: Sam2VideoOptions,
@@ -71,7 +72,9 @@ def build_video_predictor(image_model: torch.nn.Module, config: str, options: Sa
         config, ckpt_path=None, device="cpu", apply_postprocessing=options.postprocessing,
         # Per-object logits out; overlaps are resolved by the vos task (vos_inference.py sets this
         # true only for single-PNG outputs, where it is the same rule).
-        hydra_overrides_extra=["++model.non_overlap_masks=false"], vos_optimized=options.vos_optimized)
+        hydra_overrides_extra=["++model.non_overlap_masks=false",
+                               f"++model.add_all_frames_to_correct_as_cond={str(options.keep_corrections).lower()}"],
+        vos_optimized=options.vos_optimized)
     # Same config, same keys: strict. assign=True shares the tensors instead of copying them.
     predictor.load_state_dict(image_model.state_dict(), assign=True)
     return predictor.to(device).eval()
