@@ -337,8 +337,9 @@ def test_data_check_names_a_missing_frame(shared_data, tmp_path, capsys):
 
 @pytest.mark.parametrize("separately", [False, True])
 def test_overlap_rule_follows_sam2s_script(tmp_path, separately):
-    """Joint tracking: the lowest id wins an overlap (put_per_obj_mask). Objects tracked on their own
-    (later objects): the higher logit wins (_apply_non_overlapping_constraints), then logits > 0."""
+    """Id-map layouts, joint or separate tracking: per pixel the higher logit wins
+    (_apply_non_overlapping_constraints, ties to the first object), then logits > 0; never the lowest
+    id as such. SA-V's per-object files keep the overlap."""
     from sam_bench.data.video import VideoFrames, VideoSample
     from sam_bench.tasks.vos.video import track_video
     from vos_scripted import ScriptedSegmenter, ScriptedSession
@@ -360,6 +361,37 @@ def test_overlap_rule_follows_sam2s_script(tmp_path, separately):
     sample = VideoSample("v", frames, {1: 0, 2: 1}, [0, 1], gt.__getitem__)
     track_video(Segmenter(), sample, "mask", 1, tmp_path / "pred", "davis", None, separately, progress=False)
     written = np.array(Image.open(tmp_path / "pred" / "v" / "00001.png"))
-    # frame 1: object 1 moved 3 px right (rows 2-5, columns 5-7), object 2 at rows 4-7, columns 4-7
-    assert written[4, 5] == (2 if separately else 1)
-    assert written[2, 5] == 1 and written[7, 4] == 2 and written[0, 0] == 0
+    # frame 1: object 1 rolled 3 px right (rows 2-5, columns 5-7 and 0, logit 1), object 2 at rows
+    # 4-7, columns 4-7 (logit 2): object 2 takes the overlap rows 4-5, columns 5-7
+    expected = np.zeros((8, 8), np.uint8)
+    expected[2:6, [0, 5, 6, 7]] = 1
+    expected[4:8, 4:8] = 2
+    assert np.array_equal(written, expected)
+
+    track_video(Segmenter(), sample, "mask", 1, tmp_path / "sav", "sav", None, separately, progress=False)
+    both = [np.array(Image.open(tmp_path / "sav" / "v" / f"{k:03d}" / "00001.png")) > 0 for k in (1, 2)]
+    assert both[0][4, 5] and both[1][4, 5]  # SA-V: one file per object, overlaps kept
+
+
+def test_overlap_tie_goes_to_the_object_added_first(tmp_path):
+    """Equal logits: the first object in the order they were added wins (torch.argmax in sam2's
+    _apply_non_overlapping_constraints): object 2, prompted on frame 0, before object 1 (frame 1),
+    where the old lowest-id rule gave the pixels to object 1."""
+    from sam_bench.data.video import VideoFrames, VideoSample
+    from sam_bench.tasks.vos.video import track_video
+    from vos_scripted import ScriptedSegmenter
+
+    first, second = np.zeros((8, 8), np.int32), np.zeros((8, 8), np.int32)
+    first[0:4, 0:4] = 2
+    second[2:6, 2:6] = 1  # object 1's prompt on frame 1
+    gt = {0: first, 1: second, 2: second}
+    frames = VideoFrames(["00000", "00001", "00002"], [], 8, 8, load=lambda i: None)
+    sample = VideoSample("v", frames, {2: 0, 1: 1}, [0, 1, 2], gt.__getitem__)
+    track_video(ScriptedSegmenter(), sample, "mask", 1, tmp_path / "pred", "davis", None, False, progress=False)
+    written = np.array(Image.open(tmp_path / "pred" / "v" / "00001.png"))
+    # frame 1: object 2 moved 3 px right (rows 0-3, columns 3-6), object 1 as given (rows 2-5,
+    # columns 2-5), both logit +1: the shared rows 2-3, columns 3-5 go to object 2
+    expected = np.zeros((8, 8), np.uint8)
+    expected[2:6, 2:6] = 1
+    expected[0:4, 3:7] = 2
+    assert np.array_equal(written, expected)

@@ -84,7 +84,7 @@ class VosTask(Task):
         else:
             opts["predictions"] = str(Path(opts["predictions"]).resolve())
         return {**opts, "boundary_tolerance": f"ceil({BOUND_TH} x image diagonal) px, disk",
-                "overlaps": "lowest object id wins (id-map layouts)"}
+                "overlaps": "id-map layouts: the highest logit wins (ties: the object added first), then > 0"}
 
     def scores_predictions(self) -> bool:
         return self.options.predictions is not None

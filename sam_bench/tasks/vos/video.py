@@ -2,10 +2,12 @@
 predictions in the dataset's submission layout, and score J and F per object on its scored frames.
 
 Two ways of tracking, as sam2's tools/vos_inference.py: all objects in one session (objects given on
-the first frame; where masks overlap the lowest id wins in an id map), or, for datasets whose
-objects appear later (its --track_object_appearing_later_in_video: YouTube-VOS, LVOS), each object
-in its own session from its prompt frame forward, then per pixel only the highest-scoring object is
-kept (ties: the lowest id) before thresholding the logits at 0.
+the first frame), or, for datasets whose objects appear later (its
+--track_object_appearing_later_in_video: YouTube-VOS, LVOS), each object in its own session from its
+prompt frame forward. Either way, in the id-map layouts (the script's non_overlap_masks, i.e. no
+--per_obj_png_file) per pixel only the highest-scoring object keeps its logit (ties: the first
+object, in the order they were added jointly, or the lowest id separately) before thresholding at 0;
+SA-V's per-object files keep overlaps.
 
 Scoring a folder made elsewhere reads the same files the run would have written and goes through the
 same per-frame scoring, so both give the same numbers for the same masks.
@@ -22,7 +24,7 @@ from ...data.video import VideoSample
 from ...data.vos_submission import read_frame, write_frame
 from ...errors import DataError
 from ...metrics.vos import ObjectScore, frame_scores_masks, scored_frames
-from ...models.video import FrameMasks, VideoSegmenter, VideoSession
+from ...models.video import FrameLogits, FrameMasks, VideoSegmenter, VideoSession
 from ...prompts.video_clicks import click_object
 
 
@@ -62,6 +64,16 @@ class VideoScorer:
 NO_MASK = -1024.0  # SAM 2's score of an object without output on a frame
 
 
+def frame_masks(scores: np.ndarray, ids: list[int], layout: str) -> FrameMasks:
+    """Masks of objects `ids` from their (objects, H, W) logits, as vos_inference.py: for an id map
+    (non_overlap_masks) sam2's _apply_non_overlapping_constraints first (per pixel the others are
+    clamped to at most -10; argmax, so ties go to the first object), then logits > 0."""
+    if layout == "sav" or not ids:  # one file per object: overlaps are kept
+        return {k: scores[i] > 0 for i, k in enumerate(ids)}
+    best = scores.argmax(axis=0)
+    return {k: (best == i) & (scores[i] > 0) for i, k in enumerate(ids)}
+
+
 def prompt_objects(session: VideoSession, sample: VideoSample, prompt: str, clicks: int,
                    only: Optional[int] = None) -> dict[int, Any]:
     """Add every object (or `only` that one) on its prompt frame (frame order, then id); returns
@@ -99,8 +111,11 @@ def track_video(segmenter: VideoSegmenter, sample: VideoSample, prompt: str, cli
         written = set()
         with segmenter.open_video(sample.frames) as session:
             given = prompt_objects(session, sample, prompt, clicks)
-            for t, masks in session.propagate(start_frame=min(sample.objects.values())):
-                _emit(t, masks, sample, out, layout, scorer, shape)
+            for t, logits in session.propagate_logits(start_frame=min(sample.objects.values())):
+                logits = _checked(t, logits, sample)
+                ids = list(logits)  # the order the objects were added (sam2's object index order)
+                scores = np.stack([logits[k] for k in ids]) if ids else np.zeros((0, *shape), np.float32)
+                _emit(t, frame_masks(scores, ids, layout), sample, out, layout, scorer, shape)
                 written.add(t)
                 bar.update(1)
         for t in sorted(set(range(n)) - written):  # frames before any object is given
@@ -125,17 +140,24 @@ def _track_separately(segmenter: VideoSegmenter, sample: VideoSample, prompt: st
             with segmenter.open_video(sample.frames) as session:
                 given.update(prompt_objects(session, sample, prompt, clicks, only=k))
                 for t, logits in session.propagate_logits(start_frame=sample.objects[k]):
-                    if k in logits:
+                    if k in _checked(t, logits, sample):
                         scores[i, t] = logits[k]
                     bar.update(1)
         for t in range(n):
-            frame = np.asarray(scores[:, t])
-            best = frame.argmax(axis=0)  # first maximum: the lowest id wins a tie
-            _emit(t, {k: (best == i) & (frame[i] > 0) for i, k in enumerate(ids)}, sample, out, layout, scorer, shape)
+            _emit(t, frame_masks(np.asarray(scores[:, t]), ids, layout), sample, out, layout, scorer, shape)
         return given
     finally:
         del scores
         path.unlink(missing_ok=True)
+
+
+def _checked(t: int, logits: FrameLogits, sample: VideoSample) -> FrameLogits:
+    shape = (sample.height, sample.width)
+    for k, m in logits.items():
+        if m.shape != shape:
+            raise DataError(f"video '{sample.video_id}' frame {t}: the model returned a {m.shape} mask "
+                            f"for object {k}, frames are {shape}")
+    return logits
 
 
 def _emit(t: int, masks: FrameMasks, sample: VideoSample, out: Path, layout: str,
@@ -144,10 +166,6 @@ def _emit(t: int, masks: FrameMasks, sample: VideoSample, out: Path, layout: str
     for k in sample.objects:
         if k not in masks and t >= sample.objects[k] and layout == "sav":
             masks[k] = np.zeros(shape, bool)  # SA-V's layout has one file per object and frame
-    for k, m in masks.items():
-        if m.shape != shape:
-            raise DataError(f"video '{sample.video_id}' frame {t}: the model returned a {m.shape} mask "
-                            f"for object {k}, frames are {shape}")
     written = write_frame(out, layout, sample.video_id, sample.frames.names[t], masks, shape)
     if scorer is not None:
         scorer.add(t, written)
