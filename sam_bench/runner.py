@@ -42,6 +42,7 @@ from .models.checked import FiniteOutputs
 from .plugins import load_plugins
 from .registry import MODELS, TASKS
 from .reporting.writer import write_report
+from .tasks.base import Task
 
 log = logging.getLogger(__name__)
 
@@ -162,7 +163,7 @@ def _run(cfg: RunConfig, world: Distributed) -> dict[str, float]:
     dataset = open_dataset(cfg.dataset, cfg.data_root, cfg.split, cfg.limit, cfg.seed)
     out_dir = Path(cfg.out)
     task_dir = out_dir / cfg.result_name / cfg.dataset
-    model_record = _model_record(model, cfg)
+    model_record = _model_record(model, task, cfg)
     staging = Staging(task_dir)
     fingerprint = run_fingerprint(cfg, task.describe(), model_record, dataset.metadata,
                                   isinstance(model, CachedSegmenter), device)
@@ -234,14 +235,16 @@ def _run(cfg: RunConfig, world: Distributed) -> dict[str, float]:
     return world.broadcast(metrics)
 
 
-def _model_record(model: Model | None, cfg: RunConfig) -> dict[str, Any]:
-    """What run.json and the report say about the model (a model-free run scores given predictions)."""
+def _model_record(model: Model | None, task: Task, cfg: RunConfig) -> dict[str, Any]:
+    """What run.json and the report say about the model, as the task runs it (a model-free run
+    scores given predictions)."""
     if model is None:
         source = cfg.options.get("predictions")
         return {"name": "predictions", "label": f"predictions ({Path(str(source)).name})", "untrained": False,
                 "model_args": {}, "predictions": str(Path(str(source)).resolve())}
-    return {"name": model.info.name, "label": model.info.label, "untrained": model.info.untrained,
-            "model_args": dict(cfg.model_args), **model.info.details}
+    info = task.model_info(model)
+    return {"name": info.name, "label": info.label, "untrained": info.untrained,
+            "model_args": dict(cfg.model_args), **info.details}
 
 
 def write_items(path: Path, results: list[ImageResult]) -> None:

@@ -395,3 +395,15 @@ def test_overlap_tie_goes_to_the_object_added_first(tmp_path):
     expected[2:6, 2:6] = 1
     expected[0:4, 3:7] = 2
     assert np.array_equal(written, expected)
+
+
+def test_an_image_model_is_recorded_as_its_per_frame_baseline(synthetic_roots, tmp_path):
+    """run.json's model record and the report's row name what ran: the per-frame baseline of `tiny`."""
+    metrics = run("vos", "tiny", "demo_video", out=tmp_path, data_root=str(synthetic_roots["demo_video"]),
+                  limit=1, progress=False)
+    assert metrics["baseline"] == 1
+    record = json.loads((tmp_path / "run.json").read_text())["tasks"]["vos/demo_video"]["model"]
+    assert record["name"] == "tiny" and record["label"] == "tiny (untrained, per-frame baseline)"
+    assert record["video"] == "per-frame baseline"
+    rows = [line for line in (tmp_path / "report.md").read_text().splitlines() if line.startswith("| tiny")]
+    assert rows and all(row.startswith("| tiny (untrained, per-frame baseline) (mask)") for row in rows)

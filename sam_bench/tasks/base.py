@@ -12,9 +12,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ..core.types import ModelInfo
 from ..data.types import Dataset, ImageSample
 from ..engine.context import ImageResult, RunContext
-from ..models.base import PromptableSegmenter
+from ..models.base import Model, PromptableSegmenter
 from ..reporting.entry import ReportEntry
 
 
@@ -38,6 +39,11 @@ class Task(ABC):
     def describe(self) -> dict[str, Any]:
         """Every protocol choice, recorded in run.json and quoted in the report."""
         return asdict(self.options)
+
+    def model_info(self, model: Model) -> ModelInfo:
+        """What run.json and the report say the results are of: the model as built, unless the task
+        runs it as something else (an image model as the video tasks' per-frame baseline)."""
+        return model.info
 
     def scores_predictions(self) -> bool:
         """True when the run scores predictions made elsewhere (an option such as `--predictions`):

@@ -16,13 +16,15 @@ from typing import Any, Optional
 
 import pandas as pd
 
+from ...core.types import ModelInfo
 from ...data.video import VideoSample
 from ...engine.context import ImageResult, RunContext
 from ...errors import ConfigError, DataError
 from ...io import atomic_write
 from ...metrics.vos import BOUND_TH, METRIC_KEYS, ObjectScore, dataset_metrics
-from ...models.base import PromptableSegmenter
+from ...models.base import Model, PromptableSegmenter
 from ...models.video import VideoSegmenter
+from ...models.video_baseline import as_video_segmenter
 from ...registry import TASKS
 from ...reporting.entry import ReportEntry
 from ..base import Task
@@ -85,6 +87,9 @@ class VosTask(Task):
             opts["predictions"] = str(Path(opts["predictions"]).resolve())
         return {**opts, "boundary_tolerance": f"ceil({BOUND_TH} x image diagonal) px, disk",
                 "overlaps": "id-map layouts: the highest logit wins (ties: the object added first), then > 0"}
+
+    def model_info(self, model: Model) -> ModelInfo:
+        return as_video_segmenter(model).info  # an image model runs as its labelled per-frame baseline
 
     def scores_predictions(self) -> bool:
         return self.options.predictions is not None

@@ -16,12 +16,13 @@ from typing import Any
 
 import numpy as np
 
+from ...core.types import ModelInfo
 from ...data.video import VideoSample
 from ...engine.context import ImageResult, RunContext
 from ...errors import ConfigError, DataError
 from ...io import atomic_write
 from ...metrics.vos import ObjectScore, frame_scores_masks, scored_frames
-from ...models.base import PromptableSegmenter
+from ...models.base import Model, PromptableSegmenter
 from ...models.video import VideoSegmenter
 from ...models.video_baseline import as_video_segmenter
 from ...registry import TASKS
@@ -108,6 +109,9 @@ class VosInteractiveTask(Task):
 
     def loads_images(self) -> bool:
         return False  # videos: frames are read lazily by the session
+
+    def model_info(self, model: Model) -> ModelInfo:
+        return as_video_segmenter(model).info  # an image model runs as its labelled per-frame baseline
 
     def setup(self, ctx: RunContext) -> None:
         self.video_model = as_video_segmenter(ctx.model)  # a tracker as it is, an image model as the baseline
