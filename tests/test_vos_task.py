@@ -306,14 +306,14 @@ def test_sav_rule_counts_an_object_from_where_it_is_seen():
 def test_a_tracker_beneath_the_runners_wrappers_is_used():
     from sam_bench.models.checked import FiniteOutputs
     from sam_bench.models.base import PromptableSegmenter
-    from sam_bench.tasks.vos.task import video_segmenter
+    from sam_bench.models.video_baseline import as_video_segmenter
     from vos_scripted import ScriptedSegmenter
 
     class Both(ScriptedSegmenter, PromptableSegmenter):  # a family that is both (as sam2 may be)
         encode = decode = upsample = None
 
     model = Both()
-    assert video_segmenter(FiniteOutputs(model)) is model
+    assert as_video_segmenter(FiniteOutputs(model)) is model
 
 
 def test_data_check_names_a_missing_frame(shared_data, tmp_path, capsys):

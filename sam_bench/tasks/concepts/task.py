@@ -21,6 +21,7 @@ from ...data.coco_meta import check_crowd
 from ...data.coco_results import PerImageResults, encode_masks
 from ...data.concepts import ConceptQuery, sample_queries
 from ...data.types import Dataset, ImageSample
+from ...detect.concept_sources import build_concept_source
 from ...engine.context import ImageResult, RunContext
 from ...errors import ConfigError, DataError
 from ...metrics.cgf1 import CROWD_MODES, IOU_THRESHOLDS, PredictedMask, accumulate, score_query
@@ -112,11 +113,7 @@ class ConceptsTask(Task):
         if isinstance(model, ConceptSegmenter) and not (o.detector or o.clip_checkpoint):
             self.source = model
         else:
-            try:  # the composed sources (detector + promptable family, CLIP candidates)
-                from ...detect.concept_sources import build_concept_source
-            except ImportError:
-                raise ConfigError("a promptable model needs sam_bench.detect.concept_sources (detector or CLIP "
-                                  "concept sources), which this install lacks") from None
+            # the composed sources (detector + promptable family, CLIP candidates)
             self.source = build_concept_source(model, o.detector, o.clip_checkpoint, ctx.device, clip_model=o.clip_model)
         if self.options.save_predictions:
             self.store = PerImageResults(ctx.out_dir / "predictions")

@@ -49,22 +49,6 @@ class VosOptions:
             raise ConfigError(f"option predictions of task 'vos': {self.predictions}: not a directory")
 
 
-def video_segmenter(model: PromptableSegmenter | VideoSegmenter) -> VideoSegmenter:
-    """The model's own tracker, or the labelled per-frame baseline for an image-only model. The
-    runner wraps promptable models (output checks, embedding cache); a tracker is found beneath them."""
-    inner: object = model
-    while not isinstance(inner, VideoSegmenter) and getattr(inner, "inner", None) is not None:
-        inner = inner.inner  # type: ignore[attr-defined]
-    if isinstance(inner, VideoSegmenter):
-        return inner
-    try:
-        from ...models.video_baseline import as_video_segmenter  # the image families' baseline
-    except ImportError:
-        raise ConfigError(f"model '{model.info.name}' has no video tracker and this build has no per-frame "
-                          "baseline (sam_bench/models/video_baseline.py)") from None
-    return as_video_segmenter(model)
-
-
 @TASKS.register("vos", help="semi-supervised video object segmentation: J&F (DAVIS, SA-V, MOSE, LVOS, YouTube-VOS)")
 class VosTask(Task):
     name = "vos"
@@ -99,7 +83,7 @@ class VosTask(Task):
 
     def setup(self, ctx: RunContext) -> None:
         if ctx.model is not None:
-            self.segmenter = video_segmenter(ctx.model)
+            self.segmenter = as_video_segmenter(ctx.model)  # a tracker as it is, else the baseline
         elif getattr(ctx.dataset, "server", None):
             raise ConfigError(f"dataset '{ctx.dataset.name}' split '{ctx.dataset.metadata.get('split')}' has its "
                               f"ground truth on a server ({ctx.dataset.server}): --predictions cannot be scored here")
