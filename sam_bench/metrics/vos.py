@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Mapping, Optional, Sequence
 
 import cv2
 import numpy as np
 from skimage.morphology import disk
+
+from ..data.video import VideoSample
 
 BOUND_TH = 0.008  # boundary tolerance as a fraction of the image diagonal
 METRIC_KEYS = ("J&F", "J_mean", "J_recall", "J_decay", "F_mean", "F_recall", "F_decay")
@@ -148,3 +150,41 @@ def dataset_metrics(objects: Sequence[ObjectScore]) -> dict[str, float]:
     out = {k: float(np.mean([r[k] for r in rows])) for k in METRIC_KEYS if k != "J&F"}
     out["J&F"] = (out["J_mean"] + out["F_mean"]) / 2
     return {k: out[k] for k in METRIC_KEYS}
+
+
+class VideoScorer:
+    """Accumulates each object's J and F over its scored frames, added in increasing order: by default
+    every object of `sample` on the frames `frame_rule` scores, read from the sample's annotations;
+    `frames` (object -> frames) and `ground_truth` (frame -> object masks) narrow or replace them."""
+
+    def __init__(self, sample: VideoSample, frame_rule: str, frames: Optional[Mapping[int, Sequence[int]]] = None,
+                 ground_truth: Optional[Callable[[int], Mapping[int, np.ndarray]]] = None) -> None:
+        if frames is None:
+            frames = {k: scored_frames(sample.annotated, t, frame_rule) for k, t in sample.objects.items()}
+        self.shape = (sample.height, sample.width)
+        self.ground_truth = ground_truth or sample.object_masks
+        self.seen: Optional[set[int]] = set() if frame_rule == "sav" else None  # see FRAME_RULES
+        self.frames = {k: set(f) for k, f in frames.items()}
+        self.scores = {k: ObjectScore(sample.video_id, k, [], [], []) for k in frames}
+
+    def needed(self) -> list[int]:
+        return sorted(set().union(*self.frames.values())) if self.frames else []
+
+    def add(self, frame: int, predicted: Mapping[int, np.ndarray]) -> None:
+        """Score one frame; an object without a prediction has an empty one."""
+        objects = [k for k, frames in self.frames.items() if frame in frames]
+        if not objects:
+            return
+        gt = self.ground_truth(frame)
+        for k in objects:
+            pred = predicted.get(k)
+            pred = np.zeros(self.shape, bool) if pred is None else pred
+            if self.seen is not None and k not in self.seen:
+                if not (gt[k].any() or pred.any()):
+                    continue
+                self.seen.add(k)
+            j, f = frame_scores_masks(gt[k], pred)
+            score = self.scores[k]
+            score.frames.append(frame)
+            score.j.append(j)
+            score.f.append(f)

@@ -21,14 +21,14 @@ from ...data.video import VideoSample
 from ...engine.context import ImageResult, RunContext
 from ...errors import ConfigError, DataError
 from ...io import atomic_write
-from ...metrics.vos import BOUND_TH, METRIC_KEYS, ObjectScore, dataset_metrics
+from ...metrics.vos import BOUND_TH, METRIC_KEYS, ObjectScore, VideoScorer, dataset_metrics
 from ...models.base import Model, PromptableSegmenter
 from ...models.video import VideoSegmenter
 from ...models.video_baseline import as_video_segmenter
 from ...registry import TASKS
 from ...reporting.entry import ReportEntry
 from ..base import Task
-from .video import VideoScorer, score_folder, track_video
+from .video import score_folder, track_video
 
 PROMPTS = ("mask", "box", "clicks")
 CLICKS = (1, 3, 5)

@@ -23,42 +23,9 @@ from tqdm import tqdm
 from ...data.video import VideoSample
 from ...data.vos_submission import read_frame, write_frame
 from ...errors import DataError
-from ...metrics.vos import ObjectScore, frame_scores_masks, scored_frames
+from ...metrics.vos import VideoScorer
 from ...models.video import FrameLogits, FrameMasks, VideoSegmenter, VideoSession
 from ...prompts.video_clicks import click_object
-
-
-class VideoScorer:
-    """Accumulates each object's J and F over the frames its dataset's rule scores."""
-
-    def __init__(self, sample: VideoSample, frame_rule: str) -> None:
-        self.sample = sample
-        self.seen: Optional[set[int]] = set() if frame_rule == "sav" else None  # see metrics.vos.FRAME_RULES
-        self.frames = {k: set(scored_frames(sample.annotated, t, frame_rule)) for k, t in sample.objects.items()}
-        self.scores = {k: ObjectScore(sample.video_id, k, [], [], []) for k in sample.objects}
-
-    def needed(self) -> list[int]:
-        return sorted(set().union(*self.frames.values())) if self.frames else []
-
-    def add(self, frame: int, predicted: dict[int, np.ndarray]) -> None:
-        """Score one frame (frames in increasing order, as both callers add them)."""
-        objects = [k for k, frames in self.frames.items() if frame in frames]
-        if not objects:
-            return
-        gt = self.sample.object_masks(frame)
-        shape = (self.sample.height, self.sample.width)
-        for k in objects:
-            pred = predicted.get(k)
-            pred = np.zeros(shape, bool) if pred is None else pred
-            if self.seen is not None and k not in self.seen:
-                if not (gt[k].any() or pred.any()):
-                    continue
-                self.seen.add(k)
-            j, f = frame_scores_masks(gt[k], pred)
-            score = self.scores[k]
-            score.frames.append(frame)
-            score.j.append(j)
-            score.f.append(f)
 
 
 NO_MASK = -1024.0  # SAM 2's score of an object without output on a frame

@@ -21,7 +21,7 @@ from ...data.video import VideoSample
 from ...engine.context import ImageResult, RunContext
 from ...errors import ConfigError, DataError
 from ...io import atomic_write
-from ...metrics.vos import ObjectScore, frame_scores_masks, scored_frames
+from ...metrics.vos import VideoScorer, scored_frames
 from ...models.base import Model, PromptableSegmenter
 from ...models.video import VideoSegmenter
 from ...models.video_baseline import as_video_segmenter
@@ -68,18 +68,14 @@ class VosInteractiveOptions:
 
 
 def round_scores(truth: ObjectTruth, masks: RoundMasks, frames: list[int], rule: str = "first_last") -> tuple[float, float]:
-    """(J, F) of one object over the scored `frames`, as the `vos` task averages them. Under SA-V's
-    rule the object counts from the first of them where its ground truth or prediction is non-empty
-    (the rule of the `vos` task's VideoScorer, which lives in that task: tasks do not share code)."""
-    score = ObjectScore(truth.sample.video_id, truth.object_id, [], [], [])
+    """(J, F) of one object over the scored `frames`, as the `vos` task averages them (SA-V's rule
+    included: the object counts from the first of them where its ground truth or prediction is
+    non-empty)."""
+    k = truth.object_id
+    scorer = VideoScorer(truth.sample, rule, frames={k: frames}, ground_truth=lambda t: {k: truth.mask(t)})
     for t in frames:
-        gt, pred = truth.mask(t), unpack(masks[t], truth.shape)
-        if rule == "sav" and not score.frames and not (gt.any() or pred.any()):
-            continue
-        j, f = frame_scores_masks(gt, pred)
-        score.frames.append(t)
-        score.j.append(j)
-        score.f.append(f)
+        scorer.add(t, {k: unpack(masks[t], truth.shape)})
+    score = scorer.scores[k]
     if not score.frames:
         return float("nan"), float("nan")
     summary = score.summary()
