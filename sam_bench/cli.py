@@ -29,6 +29,15 @@ def parse_task_options(extra: Sequence[str]) -> dict[str, str]:
     return options
 
 
+def bootstrap_resamples(text: str) -> int:
+    """`--ci N|off`: N resamples, off = 0."""
+    if text.lower() == "off":
+        return 0
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a number of resamples or 'off', got {text!r}")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sam-bench", description=__doc__)
     parser.add_argument("--demo", action="store_true", help="run every task on a synthetic dataset")
@@ -63,6 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="images per encoder call (GPUs; same results as 1)")
     run.add_argument("--workers", type=int, help="image-loading worker processes (default 1; 0: none)")
     run.add_argument("--seed", type=int)
+    run.add_argument("--ci", type=bootstrap_resamples, metavar="N|off",
+                     help="bootstrap resamples for the 95%% intervals (default 1000; off: none)")
     run.add_argument("--label", help="column name for this run in reports")
     run.add_argument("--fresh", action="store_true", default=None,
                      help="discard an interrupted run's progress instead of resuming")
@@ -135,7 +146,7 @@ def dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: l
         args.data_root = args.data_root[-1] if args.data_root else None
         overrides = {k: getattr(args, k) for k in (
             "task", "model", "dataset", "checkpoint", "data_root", "split", "out", "limit", "cache_dir",
-            "device", "precision", "batch_size", "compile", "encode_batch", "workers", "seed", "label",
+            "device", "precision", "batch_size", "compile", "encode_batch", "workers", "seed", "ci", "label",
             "fresh")}
         overrides["options"] = parse_task_options(extra)
         overrides["model_args"] = parse_model_args(args.model_args)
@@ -190,7 +201,7 @@ def run_suite_command(args: argparse.Namespace, extra: list[str]) -> int:
         roots[name] = Path(path)
     out = Path(args.out or f"results/{args.suite}")
     run_settings = {k: getattr(args, k) for k in ("checkpoint", "cache_dir", "device", "precision", "batch_size",
-                                                  "seed", "label", "fresh") if getattr(args, k) is not None}
+                                                  "seed", "ci", "label", "fresh") if getattr(args, k) is not None}
     run_settings["model_args"] = parse_model_args(args.model_args)
     settings = SuiteSettings(suite=args.suite, out=out, model=args.model,
                              data_dir=Path(args.data_dir) if args.data_dir else None, data_roots=roots,

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Optional
 
 from ..data.types import ImageSample
 from ..engine.context import ImageResult, RunContext
+from ..metrics.bootstrap import UnitSample
 from ..models.base import PromptableSegmenter
 from ..reporting.entry import ReportEntry
 
@@ -46,6 +47,12 @@ class Task(ABC):
 
     @abstractmethod
     def compute_metrics(self, ctx: RunContext, results: list[ImageResult]) -> dict[str, float]: ...
+
+    def bootstrap_units(self, ctx: RunContext, results: list[ImageResult]) -> Optional[UnitSample]:
+        """Per-unit data behind the headline metrics (after compute_metrics): the runner derives
+        their 95% intervals from it and writes it to units.json for the report's paired
+        comparisons. None: the task's metrics get no interval."""
+        return None
 
     def finalize(self, ctx: RunContext, results: list[ImageResult], metrics: dict[str, float]) -> None:
         """Write artifacts beyond metrics.json and items.csv (plots, prediction files)."""

@@ -23,8 +23,9 @@ from ..core.edge_maps import (BOUNDARY_MODES, NMS_METHODS, NORMALIZATIONS, edge_
                      normalize_edges, to_uint8)
 from ..errors import ConfigError, DataError
 from ..io import atomic_write, write_json
-from ..metrics.bsds import (BoundaryEvalParams, BoundaryMetrics, EvalItem, EvalStats, evaluate_counts,
-                             summarize)
+from ..metrics.bootstrap import UnitSample
+from ..metrics.bsds import (BoundaryEvalParams, BoundaryMetrics, EvalItem, EvalStats, best_counts,
+                             evaluate_counts, summarize)
 from ..models.base import EdgeDetector, PromptableSegmenter
 from ..models.upsampling import upsampled_chunks
 from ..reference import paper
@@ -89,6 +90,7 @@ class EdgesTask(Task):
                              "stability_score_thresh": 0.0, "box_nms_thresh": o.box_nms_thresh,
                              "crop_n_layers": 0, "return_low_res_logits": True}
         self.summary: BoundaryMetrics | None = None
+        self.counts: list[np.ndarray] = []  # per-image pyEdgeEval counts, set by compute_metrics
 
     def describe(self) -> dict[str, Any]:
         import pyEdgeEval
@@ -170,6 +172,7 @@ class EdgesTask(Task):
         with ctx.timed("edge_eval"):
             counts = evaluate_counts(items, self.params, self.options.workers,
                                      cache_dir=ctx.out_dir / "eval_cache", progress=True, stats=self.stats)
+        self.counts = counts
         self.summary = summarize(counts, self.params.threshold_values())
         # items.csv: per-image F at the dataset's ODS threshold needs every image, so rows are
         # completed here, before the runner writes them.
@@ -180,6 +183,13 @@ class EdgesTask(Task):
         if masks:  # edge maps built from automatic masks
             metrics["masks_per_image"] = float(np.mean(masks))
         return metrics
+
+    def bootstrap_units(self, ctx: RunContext, results: list[ImageResult]) -> UnitSample:
+        """Images: ODS / OIS / AP / R50 recomputed from resampled per-image pyEdgeEval counts."""
+        return UnitSample("image", [r.image_id for r in results], "bsds",
+                          {"counts": [np.asarray(c).tolist() for c in self.counts],
+                           "best": [best_counts(np.asarray(c)).tolist() for c in self.counts]},
+                          {"thresholds": self.params.threshold_values().tolist()})
 
     def finalize(self, ctx: RunContext, results: list[ImageResult], metrics: dict[str, float]) -> None:
         s = self.summary

@@ -27,6 +27,7 @@ from ..data.types import ImageSample
 from ..detect import read_source_note
 from ..detect.detectron2 import Detectron2Boxes
 from ..errors import ConfigError, DataError
+from ..metrics.bootstrap import UnitSample
 from ..metrics.coco import SegmEvaluator, image_ground_truth
 from ..models.base import PromptableSegmenter
 from ..models.upsampling import upsampled_chunks
@@ -186,6 +187,10 @@ class InstancesTask(Task):
 
     def compute_metrics(self, ctx: RunContext, results: list[ImageResult]) -> dict[str, float]:
         return self.evaluator.summarize([(r.payload["coco_image_id"], r.payload["eval"]) for r in results])
+
+    def bootstrap_units(self, ctx: RunContext, results: list[ImageResult]) -> UnitSample:
+        """Images: the library's accumulate re-run on resampled per-image match records."""
+        return self.evaluator.unit_sample([r.image_id for r in results], [r.payload["eval"] for r in results])
 
     def finalize(self, ctx: RunContext, results: list[ImageResult], metrics: dict[str, float]) -> None:
         self.store.merge([r.payload["coco_image_id"] for r in results], ctx.out_dir / "predictions.json", "masks")

@@ -20,6 +20,7 @@ from ..data.coco_meta import check_crowd, coco_image_id, dataset_categories
 from ..data.coco_results import PerImageResults, json_rle
 from ..data.types import ImageSample
 from ..errors import ConfigError
+from ..metrics.bootstrap import UnitSample
 from ..metrics.coco import PROPOSAL_CATEGORY_ID, ProposalRecall, image_ground_truth
 from ..models.base import PromptableSegmenter
 from ..reference import paper
@@ -117,6 +118,13 @@ class ProposalsTask(Task):
 
     def compute_metrics(self, ctx: RunContext, results: list[ImageResult]) -> dict[str, float]:
         return self.recall.summarize([r.payload["recall"] for r in results])
+
+    def bootstrap_units(self, ctx: RunContext, results: list[ImageResult]) -> UnitSample:
+        """Images: AR is matched over non-ignored ground truth, summed over images (a ratio)."""
+        empty = [0] * 11  # an image without that breakdown: no ground truth, nothing matched
+        return UnitSample("image", [r.image_id for r in results], "ratio",
+                          {name: [r.payload["recall"].get(name, empty) for r in results]
+                           for name in self.recall.metric_names()})
 
     def finalize(self, ctx: RunContext, results: list[ImageResult], metrics: dict[str, float]) -> None:
         self.store.merge([r.payload["coco_image_id"] for r in results], ctx.out_dir / "predictions.json", "proposals")
