@@ -1,4 +1,4 @@
-"""Command line: `run`, `report`, `list`, `data check`, `detect`, `--demo` (also installed as `sam-bench`)."""
+"""Command line: `run`, `report`, `leaderboard`, `list`, `data check`, `detect`, `--demo` (also installed as `sam-bench`)."""
 from __future__ import annotations
 
 import argparse
@@ -79,9 +79,14 @@ def build_parser() -> argparse.ArgumentParser:
                      help="discard an interrupted run's progress instead of resuming")
 
     rep = sub.add_parser("report", help="rebuild the report from run directories")
-    rep.add_argument("dirs", nargs="+")
-    rep.add_argument("--format", default="md", choices=["md", "html", "latex", "csv"])
+    rep.add_argument("dirs", nargs="+", help="run directories, or folders holding them (all are reported)")
+    rep.add_argument("--format", choices=["md", "html", "latex", "csv"],
+                     help="default: from the --out extension (.md .html .tex .csv), else md")
     rep.add_argument("--out", help="report path (default DIR/report.<ext> for one run, ./report.<ext> for several)")
+
+    board = sub.add_parser("leaderboard", help="one self-contained HTML page: a sortable table per suite")
+    board.add_argument("dirs", nargs="+", help="run directories, or folders holding them")
+    board.add_argument("--out", default="leaderboard.html")
 
     lst = sub.add_parser("list", help="list registered tasks, task definitions, suites, datasets or models")
     lst.add_argument("what", choices=["tasks", "definitions", "suites", "datasets", "models"])
@@ -162,6 +167,12 @@ def dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: l
         from .api import report
 
         print(f"report written to {report(args.dirs, args.out, args.format)}")
+        return 0
+    if args.command == "leaderboard":
+        from .api import run_directories
+        from .reporting.leaderboard import write_leaderboard
+
+        print(f"leaderboard written to {write_leaderboard(run_directories(args.dirs), args.out)}")
         return 0
     if args.command == "detect":
         from .detect import run_detect

@@ -206,7 +206,8 @@ def _run(cfg: RunConfig, world: Distributed) -> dict[str, float]:
         record = {
             "config": cfg.to_dict(), "task_options": task.describe(), "model": model_record,
             "device": str(device), "world_size": world.world, "dataset": dataset.metadata,
-            "images": len(ids), "images_resumed": len(done), "action": action,
+            "images": len(ids), "images_available": getattr(dataset, "available", len(ids)),
+            "images_resumed": len(done), "action": action,
             "started": started, "finished": now(),
             "wall_seconds": {"total": time.perf_counter() - t0, **dict(ctx.timed.seconds)},
             "speed": speed_record(device, cfg.precision, cfg.compile, getattr(model, "batch_size", cfg.batch_size),

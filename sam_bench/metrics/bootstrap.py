@@ -69,10 +69,12 @@ def percentile_interval(replicates: np.ndarray, level: float = LEVEL) -> tuple[O
 def bootstrap_cis(units: Sequence[Any], statistic: Callable[[list[Any]], dict[str, float]], n: int = DEFAULT_RESAMPLES,
                   seed: int = 0, level: float = LEVEL) -> dict[str, tuple[Optional[float], Optional[float]]]:
     """{metric: (low, high)} of a statistic that maps a list of units to several metrics."""
-    reps: dict[str, list[float]] = {}
+    names = list(statistic(list(units)))
+    reps: dict[str, list[float]] = {name: [] for name in names}
     for index in resample_indices(len(units), n, seed):
-        for name, value in statistic([units[i] for i in index]).items():
-            reps.setdefault(name, []).append(np.nan if value is None else value)
+        drawn = statistic([units[i] for i in index])
+        for name in names:
+            reps[name].append(_value(drawn.get(name)))
     return {name: percentile_interval(np.array(values), level) for name, values in reps.items()}
 
 
@@ -115,10 +117,12 @@ class UnitSample:
 
     def replicates(self, n: int, seed: int) -> dict[str, np.ndarray]:
         """{metric: n replicate values} (NaN where a resample leaves the metric undefined)."""
-        reps: dict[str, list[float]] = {}
+        names = list(self.evaluate(np.arange(len(self.ids))))
+        reps: dict[str, list[float]] = {name: [] for name in names}
         for index in resample_indices(len(self.ids), n, seed):
-            for name, value in self.evaluate(index).items():
-                reps.setdefault(name, []).append(np.nan if value is None else value)
+            drawn = self.evaluate(index)  # a metric a resample leaves undefined is absent or None: NaN
+            for name in names:
+                reps[name].append(_value(drawn.get(name)))
         return {name: np.array(values, float) for name, values in reps.items()}
 
     def intervals(self, n: int, seed: int, level: float = LEVEL) -> dict[str, Optional[float]]:
@@ -147,6 +151,7 @@ class Difference:
     common: int  # units in both runs
     only_a: int
     only_b: int
+    replicates: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False)
 
     @property
     def contains_zero(self) -> bool:
@@ -172,9 +177,17 @@ def paired_difference(a: UnitSample, b: UnitSample, n: int = DEFAULT_RESAMPLES, 
     for index in resample_indices(len(common), n, seed):
         ra, rb = a.evaluate(index), b.evaluate(index)
         for m in names:
-            reps[m].append(_minus(ra[m], rb[m]))
-    return {m: Difference(_minus(point_a[m], point_b[m]), *percentile_interval(np.array(reps[m]), level), **counts)
-            for m in names}
+            reps[m].append(_minus(ra.get(m), rb.get(m)))
+    return {m: Difference(_minus(point_a[m], point_b[m]), *percentile_interval(np.array(reps[m]), level), **counts,
+                          replicates=np.array(reps[m])) for m in names}
+
+
+def mean_difference(parts: Sequence[Difference], level: float = LEVEL) -> Difference:
+    """The mean over datasets of per-dataset paired differences (drawn with the same n): each
+    replicate averages the datasets' replicates, i.e. units are resampled within each dataset."""
+    reps = np.mean([d.replicates for d in parts], axis=0)
+    return Difference(float(np.mean([d.value for d in parts])), *percentile_interval(reps, level),
+                      sum(d.common for d in parts), sum(d.only_a for d in parts), sum(d.only_b for d in parts), reps)
 
 
 def stratified_mean(samples: Sequence[UnitSample], metric: str, n: int = DEFAULT_RESAMPLES, seed: int = 0,
@@ -195,6 +208,10 @@ def _as_array(column: list[Any]) -> np.ndarray:
         out = np.empty(len(column), object)
         out[:] = column
         return out
+
+
+def _value(x: Optional[float]) -> float:
+    return np.nan if x is None else float(x)
 
 
 def _minus(x: Optional[float], y: Optional[float]) -> float:

@@ -31,6 +31,9 @@ class Task(ABC):
     requires: ClassVar[tuple[type, ...]] = (PromptableSegmenter,)
     #: Where the protocol sits in the paper (report sections follow it); (99,) = not in the paper.
     paper_section: ClassVar[tuple[int, ...]] = (99,)
+    #: The metrics a reader compares first: shown with intervals and paired differences in every
+    #: report section, in the leaderboard, and (the first) on the accuracy-against-speed chart.
+    headline_metrics: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, options: Any) -> None:
         self.options = options

@@ -64,6 +64,7 @@ def _box_source(entry: ReportEntry) -> str:
 class InstancesTask(Task):
     name = "instances"
     title = "Zero-shot instance segmentation from boxes (COCO / LVIS mask AP, Table 5)"
+    headline_metrics = ("AP",)
     Options = InstancesOptions
     paper_section = (7, 4)  # report order
 
@@ -220,7 +221,8 @@ class InstancesTask(Task):
                 label += f" [{e.dataset}]"
             group = "LVIS" if lvis else "COCO"
             rows.setdefault(label, {}).update({f"{group} {c}": 100 * e.metrics[c] for c in cols if c in e.metrics})
-            extra[f"{label} · {e.dataset}"] = {k: 100 * v for k, v in e.metrics.items()}
+            extra[f"{label} · {e.dataset}"] = {k: 100 * v for k, v in e.metrics.items()
+                                               if not k.endswith(("_ci_low", "_ci_high"))}  # in the interval table
         table = pd.DataFrame.from_dict(rows, orient="index").reindex(columns=header)
         table.index.name = "method"
         lines = [f"## {cls.title}", "",

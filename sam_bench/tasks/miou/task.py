@@ -50,6 +50,7 @@ class MiouOptions:
 class MiouTask(Task):
     name = "miou"
     title = "Prompted per-instance mIoU (EfficientViT-SAM / EdgeSAM / HQ-SAM protocols)"
+    headline_metrics = ("mIoU", "mBIoU")
     Options = MiouOptions
 
     def describe(self) -> dict[str, Any]:

@@ -157,6 +157,7 @@ def interactive_session(model: PromptableSegmenter, embedding: ImageEmbedding, g
 class PointTask(Task):
     name = "point"
     title = "Point-prompted valid masks (paper §7.1, Fig. 9)"
+    headline_metrics = ("mIoU@1", "mIoU@5", "NoC@90")
     Options = PointOptions
     paper_section = (7, 1)  # report order
 

@@ -100,6 +100,7 @@ def phrase_of(category_name: str) -> str:
 class TextTask(Task):
     name = "text"
     title = "Zero-shot text-to-mask (SAM + CLIP; sam-bench protocol)"
+    headline_metrics = ("mIoU", "gIoU", "cIoU")
     Options = TextOptions
     paper_section = (7, 5)  # report order
 
