@@ -20,7 +20,7 @@ from ..io import write_text
 from ..plugins import load_plugins
 from ..registry import TASKS
 from .entry import ReportEntry
-from .evidence import data_description, scaled, with_interval
+from .evidence import scaled, with_interval
 from .speed import pareto_figure, pareto_groups, speed_of
 from .writer import collect_entries
 
@@ -74,7 +74,7 @@ def _checkpoint(entry: ReportEntry) -> str:
     model = entry.record.get("model", {})
     path = entry.record.get("config", {}).get("checkpoint")
     sha = model.get("checkpoint_sha256") or model.get("weights_sha256") or ""
-    name = Path(path).name if path else ("random weights" if model.get("untrained") else "-")
+    name = Path(path).name if path else ("random weights" if model.get("untrained") else "none (weight-free)")
     return f"{name} ({sha[:12]})" if sha else name
 
 
@@ -99,6 +99,17 @@ def _throughput(entries: Sequence[ReportEntry]) -> tuple[Optional[float], str]:
             seconds += s["images_timed"] / s["images_per_second"]
             devices.add(s.get("device_name", "?"))
     return (images / seconds if seconds else None), ", ".join(sorted(devices)) or "-"
+
+
+def _data_summary(entries: Sequence[ReportEntry]) -> str:
+    """`synthetic data; 2 images per task; --limit 2`: what every task of the run evaluated."""
+    images = sorted({e.record.get("images") for e in entries if e.record.get("images") is not None})
+    limits = sorted({e.record.get("config", {}).get("limit") for e in entries} - {None})
+    parts = ["synthetic data"] if any(e.record.get("dataset", {}).get("synthetic") for e in entries) else []
+    if images:
+        parts.append(f"{images[0]}{'' if len(images) == 1 else f'-{images[-1]}'} images per task")
+    parts += [f"--limit {limit}" for limit in limits]
+    return "; ".join(parts)
 
 
 def _link(run_dir: Path, base: Path) -> str:
@@ -128,7 +139,7 @@ def suite_table(suite: str, entries: list[ReportEntry], base: Path) -> str:
         cells = [_cell(html.escape(first.record["model"]["label"]), first.record["model"]["label"], False),
                  _cell(html.escape(_checkpoint(first)), _checkpoint(first), False),
                  _cell(html.escape(_settings(first)), _settings(first), False)]
-        data = "; ".join(dict.fromkeys(data_description(e) for e in mine))
+        data = _data_summary(mine)
         cells.append(_cell(html.escape(data), data, False))
         for key in columns:
             e = next((x for x in mine if (x.task_dir.parent.name, x.dataset) == key), None)
