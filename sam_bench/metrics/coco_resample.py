@@ -101,9 +101,11 @@ class ResampledAP:
         for a in range(len(AREA_NAMES)):
             if npig[a] == 0:
                 continue  # no ground truth: the libraries leave -1
-            matched, ignored = _unbits(match, a), _unbits(ignore, a)
-            tp = np.cumsum(matched & ~ignored, axis=1).astype(float)
-            fp = np.cumsum(~matched & ~ignored, axis=1).astype(float)
+            matched, counted = _unbits(match, a), ~_unbits(ignore, a)
+            # int32 counts, then float: the same integers the libraries' float cumsum holds
+            tp_count = np.cumsum(matched & counted, axis=1, dtype=np.int32)
+            tp = tp_count.astype(float)
+            fp = (np.cumsum(counted, axis=1, dtype=np.int32) - tp_count).astype(float)
             recall = tp / npig[a]
             prec = tp / (fp + tp + np.spacing(1))
             prec = np.maximum.accumulate(prec[:, ::-1], axis=1)[:, ::-1]  # their envelope loop
