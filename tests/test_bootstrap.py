@@ -131,7 +131,7 @@ def test_runs_over_different_images_are_compared_on_the_common_ones(grabcut_runs
     assert speed["device_type"] == "cpu" and speed["device_name"]
     text = report([grabcut_runs["two"], grabcut_runs["fifty"]], tmp_path / "cmp.md").read_text()
     row = next(line for line in text.splitlines() if line.startswith("| grabcut: fifty − two |"))
-    assert "only the 2 common objects (of 2 and 50; the others are left out)" in row
+    assert "only the 2 objects both evaluated (fifty: 50, two: 2; the others are left out)" in row
     two = json.loads((grabcut_runs["two"] / "point" / "grabcut" / "metrics.json").read_text())
     fifty = UnitSample.from_json(json.loads((grabcut_runs["fifty"] / "point" / "grabcut" / UNITS_FILE).read_text()))
     on_two = fifty.subset(fifty.ids[:2]).evaluate(np.arange(2))["mIoU@1"]

@@ -128,7 +128,7 @@ def comparison_table(entries: Sequence[ReportEntry], metrics: Sequence[str]) -> 
                             f"not compared |" + " |" * len(metrics))
                 continue
             first = next(iter(diffs.values()))
-            rows.append(f"| {label} | {_common(first, ua.unit)} | "
+            rows.append(f"| {label} | {_common(first, ua.unit, run, runs[0])} | "
                         + " | ".join(_diff_cell(m, diffs.get(m), n) for m in metrics) + " |")
             for m in metrics:
                 if m in diffs and n:
@@ -147,11 +147,11 @@ def comparison_table(entries: Sequence[ReportEntry], metrics: Sequence[str]) -> 
             "contains 0 (no difference at 95%). Fractions in points (×100)."]
 
 
-def _common(d: Difference, unit: str) -> str:
+def _common(d: Difference, unit: str, run: str, reference: str) -> str:
     if not d.only_a and not d.only_b:
         return f"all {d.common} {unit}s (the same in both)"
-    return (f"only the {d.common} common {unit}s (of {d.common + d.only_a} and {d.common + d.only_b}; "
-            f"the others are left out)")
+    return (f"only the {d.common} {unit}s both evaluated ({run}: {d.common + d.only_a}, "
+            f"{reference}: {d.common + d.only_b}; the others are left out)")
 
 
 def _diff_cell(metric: str, d: Optional[Difference], n: int) -> str:
