@@ -32,7 +32,7 @@ from .engine.lock import TaskLock
 from .engine.progress import ProgressStore
 from .engine.speed import speed_record
 from .engine.staging import RECORD_FILE, Staging
-from .errors import DataError, SamBenchError
+from .errors import ConfigError, DataError, SamBenchError
 from .io import atomic_write, write_json
 from .metrics.bootstrap import UNITS_FILE
 from .metadata import locked, now, read_run_json, record_task_run
@@ -144,13 +144,16 @@ def _run(cfg: RunConfig, world: Distributed) -> dict[str, float]:
     task_cls = TASKS.get(cfg.task)
     task = task_cls(build_options(task_cls.Options, cfg.options, cfg.task))
     cache = EmbeddingCache(cfg.cache_dir) if cfg.cache_dir else None
-    model = build_model(cfg, device, cache)
-    require(model, task_cls.requires, cfg.task)
+    model_free = task.scores_predictions()
+    if model_free and cfg.model:
+        raise ConfigError(f"task '{cfg.task}' scores the given predictions: drop --model {cfg.model}")
+    model = None if model_free else build_model(cfg, device, cache)
+    if model is not None:
+        require(model, task_cls.requires, cfg.task)
     dataset = open_dataset(cfg.dataset, cfg.data_root, cfg.split, cfg.limit, cfg.seed)
     out_dir = Path(cfg.out)
     task_dir = out_dir / cfg.result_name / cfg.dataset
-    model_record = {"name": model.info.name, "label": model.info.label, "untrained": model.info.untrained,
-                    "model_args": dict(cfg.model_args), **model.info.details}
+    model_record = _model_record(model, cfg)
     staging = Staging(task_dir)
     fingerprint = run_fingerprint(cfg, task.describe(), model_record, dataset.metadata,
                                   isinstance(model, CachedSegmenter), device)
@@ -172,8 +175,9 @@ def _run(cfg: RunConfig, world: Distributed) -> dict[str, float]:
         log.info("%s/%s: %s; %d images, %d already done", cfg.task, cfg.dataset, action, len(ids), len(done))
     appender = store.open_for_append()
     try:
-        samples = prefetch(dataset, mine, model, cfg.workers, cfg.encode_batch)
-        bar = tqdm(samples, total=len(mine), desc=f"{cfg.task}/{cfg.dataset} [{model.info.label}]", unit="img",
+        samples = ((dataset.get(i) for i in mine) if model is None or not task.loads_images()
+                   else prefetch(dataset, mine, model, cfg.workers, cfg.encode_batch))
+        bar = tqdm(samples, total=len(mine), desc=f"{cfg.task}/{cfg.dataset} [{model_record['label']}]", unit="img",
                    disable=world.rank != 0 or None, dynamic_ncols=True)
         eta = EtaLog(f"{cfg.task}/{cfg.dataset}", len(mine), enabled=world.rank == 0)
         for sample in bar:
@@ -220,6 +224,16 @@ def _run(cfg: RunConfig, world: Distributed) -> dict[str, float]:
             staging.commit()
         publish_record(out_dir, f"{cfg.result_name}/{cfg.dataset}", task_dir)
     return world.broadcast(metrics)
+
+
+def _model_record(model: Model | None, cfg: RunConfig) -> dict[str, Any]:
+    """What run.json and the report say about the model (a model-free run scores given predictions)."""
+    if model is None:
+        source = cfg.options.get("predictions")
+        return {"name": "predictions", "label": f"predictions ({Path(str(source)).name})", "untrained": False,
+                "model_args": {}, "predictions": str(Path(str(source)).resolve())}
+    return {"name": model.info.name, "label": model.info.label, "untrained": model.info.untrained,
+            "model_args": dict(cfg.model_args), **model.info.details}
 
 
 def write_items(path: Path, results: list[ImageResult]) -> None:
