@@ -202,10 +202,11 @@ def _run(cfg: RunConfig, world: Distributed) -> dict[str, float]:
             task.finalize(ctx, results, metrics)
         units = task.bootstrap_units(ctx, results)
         if units is not None:  # intervals of the headline metrics; units.json for paired comparisons
-            write_json(staging.work / UNITS_FILE, units.to_json())
             if cfg.ci:
                 with ctx.timed("bootstrap"):
+                    units.keep_replicates(cfg.ci, cfg.seed)
                     metrics.update(units.intervals(cfg.ci, cfg.seed))
+            write_json(staging.work / UNITS_FILE, units.to_json())
         write_json(staging.work / "metrics.json", metrics)
         record = {
             "config": cfg.to_dict(), "task_options": task.describe(), "model": model_record,

@@ -45,6 +45,14 @@ def test_paired_difference_on_common_units_only():
     assert (d.common, d.only_a, d.only_b) == (2, 1, 1)
     assert d.value == pytest.approx(((0.7 + 0.9) - (0.7 + 0.8)) / 2)
     assert paired_difference(a, UnitSample("image", ["7"], "mean", {"m": [1.0]}), 300, 0) == {}  # nothing shared
+    # the same units: the runs' stored replicates (units.json) give exactly the recomputed difference
+    c = UnitSample("image", ["1", "2", "3"], "mean", {"m": [0.4, 0.7, 0.2]})
+    recomputed = paired_difference(a, c, 300, 5)["m"]
+    a.keep_replicates(300, 5)
+    c.keep_replicates(300, 5)
+    stored = paired_difference(UnitSample.from_json(a.to_json()), UnitSample.from_json(c.to_json()), 300, 5)["m"]
+    assert (stored.value, stored.low, stored.high) == (recomputed.value, recomputed.low, recomputed.high)
+    np.testing.assert_array_equal(stored.replicates, recomputed.replicates)
 
 
 def test_resampled_ap_equals_the_libraries_accumulate(synthetic_roots, tmp_path):

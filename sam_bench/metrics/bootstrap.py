@@ -93,6 +93,11 @@ class UnitSample:
     statistic: str  # a STATISTICS name
     data: dict[str, list[Any]]  # column -> one entry per unit
     params: dict[str, Any] = field(default_factory=dict)
+    # The run's own replicates, kept in units.json: a report comparing two runs over the same
+    # units with the same resamples and seed subtracts them instead of re-running the statistic.
+    stored: dict[str, list[Optional[float]]] = field(default_factory=dict)
+    resamples: int = 0
+    seed: int = 0
 
     def __post_init__(self) -> None:
         self.ids = [str(i) for i in self.ids]
@@ -117,6 +122,8 @@ class UnitSample:
 
     def replicates(self, n: int, seed: int) -> dict[str, np.ndarray]:
         """{metric: n replicate values} (NaN where a resample leaves the metric undefined)."""
+        if self.stored and (self.resamples, self.seed) == (n, seed):
+            return {name: np.array([_value(v) for v in values], float) for name, values in self.stored.items()}
         names = list(self.evaluate(np.arange(len(self.ids))))
         reps: dict[str, list[float]] = {name: [] for name in names}
         for index in resample_indices(len(self.ids), n, seed):
@@ -124,6 +131,12 @@ class UnitSample:
             for name in names:
                 reps[name].append(_value(drawn.get(name)))
         return {name: np.array(values, float) for name, values in reps.items()}
+
+    def keep_replicates(self, n: int, seed: int) -> None:
+        """Compute the replicates once and keep them (written to units.json with the sample)."""
+        reps = self.replicates(n, seed)
+        self.stored = {name: [None if not np.isfinite(v) else float(v) for v in values] for name, values in reps.items()}
+        self.resamples, self.seed = n, seed
 
     def intervals(self, n: int, seed: int, level: float = LEVEL) -> dict[str, Optional[float]]:
         """metrics.json entries `<metric>_ci_low` / `<metric>_ci_high`."""
@@ -134,11 +147,12 @@ class UnitSample:
 
     def to_json(self) -> dict[str, Any]:
         return {"unit": self.unit, "ids": self.ids, "statistic": self.statistic, "data": self.data,
-                "params": self.params}
+                "params": self.params, "replicates": self.stored, "resamples": self.resamples, "seed": self.seed}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> "UnitSample":
-        return cls(data["unit"], data["ids"], data["statistic"], data["data"], data.get("params", {}))
+        return cls(data["unit"], data["ids"], data["statistic"], data["data"], data.get("params", {}),
+                   data.get("replicates", {}), data.get("resamples", 0), data.get("seed", 0))
 
 
 @dataclass
@@ -169,8 +183,14 @@ def paired_difference(a: UnitSample, b: UnitSample, n: int = DEFAULT_RESAMPLES, 
     counts = dict(common=len(common), only_a=len(a.ids) - len(common), only_b=len(b.ids) - len(common))
     if not common:
         return {}
-    a, b = a.subset(common), b.subset(common)
     everything = np.arange(len(common))
+    if a.ids == b.ids and all(s.stored and (s.resamples, s.seed) == (n, seed) for s in (a, b)):
+        # the same units in the same order: the runs' own replicates used the same indices
+        point_a, point_b = a.evaluate(everything), b.evaluate(everything)
+        ra, rb = a.replicates(n, seed), b.replicates(n, seed)
+        return {m: Difference(_minus(point_a[m], point_b[m]), *percentile_interval(ra[m] - rb[m], level), **counts,
+                              replicates=ra[m] - rb[m]) for m in point_a if m in point_b and m in ra and m in rb}
+    a, b = a.subset(common), b.subset(common)
     point_a, point_b = a.evaluate(everything), b.evaluate(everything)
     names = [m for m in point_a if m in point_b]
     reps: dict[str, list[float]] = {m: [] for m in names}
