@@ -20,20 +20,22 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from .config import RunConfig, build_options
+from .config import RunConfig, build_options, with_absolute_paths
 from .core.cache import EmbeddingCache
 from .core.device import resolve_device
-from .core.preflight import ensure_writable
+from .core.workers import die_with_parent
+from .core.preflight import disk_full, ensure_writable, missing_folders, remove_if_empty
 from .data.prefetch import prefetch
 from .data.registry import open_dataset
 from .engine.context import ImageResult, RunContext
 from .engine.eta import EtaLog
+from .engine.inputs import INPUTS_FILE, InputFiles, redo_changed, write_inputs
 from .engine.lock import TaskLock
 from .engine.progress import ProgressStore
 from .engine.speed import speed_record
 from .engine.staging import RECORD_FILE, Staging
 from .errors import ConfigError, DataError, SamBenchError
-from .io import atomic_write, write_json
+from .io import atomic_write, read_json_record, write_json
 from .metrics.bootstrap import UNITS_FILE
 from .metadata import locked, now, read_run_json, record_task_run
 from .models.base import EdgeDetector, Model, PromptableSegmenter, require
@@ -52,6 +54,8 @@ class Distributed:
     def __init__(self) -> None:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
+        if "TORCHELASTIC_RUN_ID" in os.environ:  # started by torchrun: a rank must not outlive a killed launcher
+            die_with_parent(os.getppid())
         if self.world > 1 and not dist.is_initialized():
             backend = "nccl" if torch.cuda.is_available() else "gloo"
             # Ranks wait for each other at the end of a long run: allow a day, not the default 30 min.
@@ -115,13 +119,16 @@ def run(cfg: RunConfig) -> dict[str, float]:
     Rank 0 owns the task folder for the whole run (engine/lock.py); a second run into it fails at
     once. Work happens in a staging folder that replaces the previous results only when complete."""
     load_plugins()
+    cfg = with_absolute_paths(cfg)
     world = Distributed()
     try:
         task_dir = Path(cfg.out) / cfg.result_name / cfg.dataset
         problem, lock = None, TaskLock(task_dir)
+        new_folders = missing_folders(task_dir.parent)
         if world.rank == 0:
             try:
                 ensure_writable(Path(cfg.out), "--out")
+                read_run_json(Path(cfg.out))  # a damaged run.json stops the run now, not after its last image
                 lock.acquire()
             except SamBenchError as exc:
                 problem = exc
@@ -132,8 +139,12 @@ def run(cfg: RunConfig) -> dict[str, float]:
             if world.rank == 0:  # a run killed between its swap and run.json: the folder on disk wins
                 publish_record(Path(cfg.out), f"{cfg.result_name}/{cfg.dataset}", task_dir, only_if_stale=True)
             return _run(cfg, world)
+        except OSError as exc:
+            raise disk_full(exc, Path(cfg.out)) or exc
         finally:
             lock.release()
+            if world.rank == 0:  # a run that stopped before any work (a bad flag) leaves no empty folders
+                remove_if_empty(new_folders, lock.path)
     finally:
         world.close()
 
@@ -157,9 +168,13 @@ def _run(cfg: RunConfig, world: Distributed) -> dict[str, float]:
     staging = Staging(task_dir)
     fingerprint = run_fingerprint(cfg, task.describe(), model_record, dataset.metadata,
                                   isinstance(model, CachedSegmenter), device)
-    action = staging.prepare(fingerprint, cfg.fresh) if world.rank == 0 else None
+    store, inputs = ProgressStore(staging.work, world.rank), InputFiles()
+    action = None
+    if world.rank == 0:
+        action = staging.prepare(fingerprint, cfg.fresh)
+        store.load()
+        store.drop(redo_changed(inputs, store.inputs))  # an image whose files changed is redone
     action = world.broadcast(action)
-    store = ProgressStore(staging.work, world.rank)
     ctx = RunContext(model=model, dataset=dataset, out_dir=staging.work, device=device, config=cfg)
     task.setup(ctx)
 
@@ -180,10 +195,11 @@ def _run(cfg: RunConfig, world: Distributed) -> dict[str, float]:
         bar = tqdm(samples, total=len(mine), desc=f"{cfg.task}/{cfg.dataset} [{model_record['label']}]", unit="img",
                    disable=world.rank != 0 or None, dynamic_ncols=True)
         eta = EtaLog(f"{cfg.task}/{cfg.dataset}", len(mine), enabled=world.rank == 0)
-        for sample in bar:
+        for index, sample in zip(mine, bar):
+            computed_from = inputs.identity(dataset.input_files(index))
             with ctx.timed("evaluate"):
                 result = task.evaluate_image(ctx, sample)
-            appender.append(result)
+            appender.append(result, computed_from)
             eta.step()
     finally:
         appender.close()
@@ -194,8 +210,11 @@ def _run(cfg: RunConfig, world: Distributed) -> dict[str, float]:
         by_id = store.load()
         missing = [i for i in ids if i not in by_id]
         if missing:
-            raise RuntimeError(f"{staging.work}: {len(missing)} images have no result (e.g. {missing[:3]})")
+            raise SamBenchError(f"{staging.work / 'progress'}: {len(missing)} images have no result (e.g. "
+                                f"{', '.join(map(str, missing[:3]))}; their records were damaged during the run); "
+                                "rerun the same command to redo them")
         results = [by_id[i] for i in ids]
+        inputs_digest = write_inputs(staging.work / INPUTS_FILE, (store.inputs[i] for i in ids))
         with ctx.timed("metrics"):
             metrics = task.compute_metrics(ctx, results)
             write_items(staging.work / "items.csv", results)
@@ -212,7 +231,7 @@ def _run(cfg: RunConfig, world: Distributed) -> dict[str, float]:
             "config": cfg.to_dict(), "task_options": task.describe(), "model": model_record,
             "device": str(device), "world_size": world.world, "dataset": dataset.metadata,
             "images": len(ids), "images_available": getattr(dataset, "available", len(ids)),
-            "images_resumed": len(done), "action": action,
+            "images_resumed": len(done), "action": action, "inputs_digest": inputs_digest,
             "started": started, "finished": now(),
             "wall_seconds": {"total": time.perf_counter() - t0, **dict(ctx.timed.seconds)},
             "speed": speed_record(device, cfg.precision, cfg.compile, getattr(model, "batch_size", cfg.batch_size),
@@ -249,7 +268,7 @@ def publish_record(out_dir: Path, key: str, task_dir: Path, only_if_stale: bool 
     path = task_dir / RECORD_FILE
     if not path.exists():
         return
-    record = json.loads(path.read_text())
+    record = read_json_record(path, "task record")
     with locked(out_dir):
         if only_if_stale and read_run_json(out_dir).get("tasks", {}).get(key) == record:
             return
