@@ -81,7 +81,7 @@ def test_edge_statistic_equals_summarize(synthetic_roots, tmp_path):
     from sam_bench.metrics.bsds import summarize
 
     run(RunConfig(task="edges", model="sobel", dataset="demo_bsds", data_root=str(synthetic_roots["demo_bsds"]),
-                  out=str(tmp_path), device="cpu", ci=20, options={"thresholds": 9, "workers": 1}))
+                  out=str(tmp_path), device="cpu", ci=20, options={"thresholds": 9, "eval_workers": 1}))
     sample = UnitSample.from_json(json.loads((tmp_path / "edges" / "demo_bsds" / UNITS_FILE).read_text()))
     counts = [np.asarray(c) for c in sample.data["counts"]]
     for index in [np.arange(len(counts))] + list(resample_indices(len(counts), 5, seed=2)):
