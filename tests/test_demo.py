@@ -57,7 +57,7 @@ def test_demo_report_labels_synthetic_data_everywhere_and_reads_as_evaluated(dem
     assert len(data_sections) >= 6 and all("synthetic data" in s for s in data_sections)
     run_table = report.split("\n## ")[0]
     rows = [line for line in run_table.splitlines() if line.startswith("| tiny:") or line.startswith("| box:")]
-    assert rows and all("synthetic data" in row and "2 images" in row for row in rows)
+    assert rows and all("synthetic data" in row and ("2 images" in row or "2 videos" in row) for row in rows)
     # a table with published rows labels every other row synthetic
     tables = [block.splitlines() for block in report.split("\n\n") if block.startswith("|")]
     published = [t for t in tables if any("(paper)" in l or "(paper," in l or "(published)" in l for l in t[2:])]
