@@ -196,7 +196,7 @@ def _run(cfg: RunConfig, world: Distributed) -> dict[str, float]:
                    disable=world.rank != 0 or None, dynamic_ncols=True)
         eta = EtaLog(f"{cfg.task}/{cfg.dataset}", len(mine), enabled=world.rank == 0)
         for index, sample in zip(mine, bar):
-            computed_from = inputs.identity(dataset.input_files(index))
+            computed_from = inputs.identity(task.input_files(dataset, index))
             with ctx.timed("evaluate"):
                 result = task.evaluate_image(ctx, sample)
             appender.append(result, computed_from)
