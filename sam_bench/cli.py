@@ -1,4 +1,4 @@
-"""Command line: `run`, `report`, `list`, `data check`, `detect`, `--demo` (also installed as `sam-bench`)."""
+"""Command line: `run`, `report`, `leaderboard`, `list`, `data check`, `detect`, `--demo` (also installed as `sam-bench`)."""
 from __future__ import annotations
 
 import argparse
@@ -30,6 +30,15 @@ def parse_task_options(extra: Sequence[str]) -> dict[str, str]:
 
 
 NOTHING_RAN = 3  # exit status of a suite whose every task was skipped (no data found): not a success
+
+
+def bootstrap_resamples(text: str) -> int:
+    """`--ci N|off`: N resamples, off = 0."""
+    if text.lower() == "off":
+        return 0
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"expected a number of resamples or 'off', got {text!r}")
+    return int(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,14 +75,21 @@ def build_parser() -> argparse.ArgumentParser:
                      help="images per encoder call (GPUs; same results as 1)")
     run.add_argument("--workers", type=int, help="image-loading worker processes (default 1; 0: none)")
     run.add_argument("--seed", type=int, help="seed of random prompts and subsampling (default 0)")
+    run.add_argument("--ci", type=bootstrap_resamples, metavar="N|off",
+                     help="bootstrap resamples for the 95%% intervals (default 1000; off: none)")
     run.add_argument("--label", help="column name for this run in reports")
     run.add_argument("--fresh", action="store_true", default=None,
                      help="discard an interrupted run's progress instead of resuming")
 
     rep = sub.add_parser("report", help="rebuild the report from run directories")
-    rep.add_argument("dirs", nargs="+")
-    rep.add_argument("--format", default="md", choices=["md", "html", "latex", "csv"])
+    rep.add_argument("dirs", nargs="+", help="run directories, or folders holding them (all are reported)")
+    rep.add_argument("--format", choices=["md", "html", "latex", "csv"],
+                     help="default: from the --out extension (.md .html .tex .csv), else md")
     rep.add_argument("--out", help="report path (default DIR/report.<ext> for one run, ./report.<ext> for several)")
+
+    board = sub.add_parser("leaderboard", help="one self-contained HTML page: a sortable table per suite")
+    board.add_argument("dirs", nargs="+", help="run directories, or folders holding them")
+    board.add_argument("--out", default="leaderboard.html")
 
     lst = sub.add_parser("list", help="list registered tasks, task definitions, suites, datasets or models")
     lst.add_argument("what", choices=["tasks", "definitions", "suites", "datasets", "models"])
@@ -138,7 +154,7 @@ def dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: l
         args.data_root = args.data_root[-1] if args.data_root else None
         overrides = {k: getattr(args, k) for k in (
             "task", "model", "dataset", "checkpoint", "data_root", "split", "out", "limit", "cache_dir",
-            "device", "precision", "batch_size", "compile", "encode_batch", "workers", "seed", "label",
+            "device", "precision", "batch_size", "compile", "encode_batch", "workers", "seed", "ci", "label",
             "fresh")}
         overrides["options"] = parse_task_options(extra)
         overrides["model_args"] = parse_model_args(args.model_args)
@@ -154,6 +170,12 @@ def dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: l
         from .api import report
 
         print(f"report written to {report(args.dirs, args.out, args.format)}")
+        return 0
+    if args.command == "leaderboard":
+        from .api import run_directories
+        from .reporting.leaderboard import write_leaderboard
+
+        print(f"leaderboard written to {write_leaderboard(run_directories(args.dirs), args.out)}")
         return 0
     if args.command == "detect":
         from .detect import run_detect
@@ -193,7 +215,7 @@ def run_suite_command(args: argparse.Namespace, extra: list[str]) -> int:
         roots[name] = Path(path)
     out = Path(args.out or f"results/{args.suite}")
     run_settings = {k: getattr(args, k) for k in ("checkpoint", "cache_dir", "device", "precision", "batch_size",
-                                                  "seed", "label", "fresh") if getattr(args, k) is not None}
+                                                  "seed", "ci", "label", "fresh") if getattr(args, k) is not None}
     run_settings["model_args"] = parse_model_args(args.model_args)
     settings = SuiteSettings(suite=args.suite, out=out, model=args.model,
                              data_dir=Path(args.data_dir) if args.data_dir else None, data_roots=roots,

@@ -32,9 +32,11 @@ from .engine.eta import EtaLog
 from .engine.inputs import INPUTS_FILE, InputFiles, redo_changed, write_inputs
 from .engine.lock import TaskLock
 from .engine.progress import ProgressStore
+from .engine.speed import speed_record
 from .engine.staging import RECORD_FILE, Staging
 from .errors import ConfigError, DataError, SamBenchError
 from .io import atomic_write, read_json_record, write_json
+from .metrics.bootstrap import UNITS_FILE
 from .metadata import locked, now, read_run_json, record_task_run
 from .models.base import EdgeDetector, Model, PromptableSegmenter, require
 from .models.cached import CachedSegmenter
@@ -217,13 +219,23 @@ def _run(cfg: RunConfig, world: Distributed) -> dict[str, float]:
             metrics = task.compute_metrics(ctx, results)
             write_items(staging.work / "items.csv", results)
             task.finalize(ctx, results, metrics)
+        units = task.bootstrap_units(ctx, results)
+        if units is not None:  # intervals of the headline metrics; units.json for paired comparisons
+            if cfg.ci:
+                with ctx.timed("bootstrap"):
+                    units.keep_replicates(cfg.ci, cfg.seed)
+                    metrics.update(units.intervals(cfg.ci, cfg.seed))
+            write_json(staging.work / UNITS_FILE, units.to_json())
         write_json(staging.work / "metrics.json", metrics)
         record = {
             "config": cfg.to_dict(), "task_options": task.describe(), "model": model_record,
             "device": str(device), "world_size": world.world, "dataset": dataset.metadata,
-            "images": len(ids), "images_resumed": len(done), "action": action, "inputs_digest": inputs_digest,
+            "images": len(ids), "images_available": getattr(dataset, "available", len(ids)),
+            "images_resumed": len(done), "action": action, "inputs_digest": inputs_digest,
             "started": started, "finished": now(),
             "wall_seconds": {"total": time.perf_counter() - t0, **dict(ctx.timed.seconds)},
+            "speed": speed_record(device, cfg.precision, cfg.compile, getattr(model, "batch_size", cfg.batch_size),
+                                  cfg.encode_batch, ctx.timed.seconds, len(mine)),
             "embedding_cache": None if cache is None else {"dir": str(cache.root), "hits": cache.hits,
                                                            "misses": cache.misses},
         }
