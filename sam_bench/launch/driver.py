@@ -138,12 +138,12 @@ class Driver:
     """Submits elements, follows their jobs, resubmits failures, submits each task's scoring."""
 
     def __init__(self, out: Path, launch: LaunchSettings, suite: str, score_at_end: bool) -> None:
-        from .job import ElementJob  # imports submitit (require_submitit has said so if it is missing)
-
         self.out, self.launch, self.score_at_end = Path(out), launch, score_at_end
         folder = launch_dir(self.out) / "logs"
-        self.executors = {True: make_executor(launch, folder, f"sam-bench-{suite}"),
+        self.executors = {True: make_executor(launch, folder, f"sam-bench-{suite}"),  # one line if submitit is absent
                           False: make_executor(launch, folder, f"sam-bench-{suite}-score", gpus=False)}
+        from .job import ElementJob  # imports submitit
+
         self.job = ElementJob(str(self.out))
         self.added: list[Element] = []
 
@@ -212,7 +212,7 @@ class Driver:
             said = state.get("error") if state.get("state") == "failed" and state.get("job_id") == str(job.job_id) \
                 else ""
             line = said or last_log_line(job.paths.stderr) or "ended without a result (killed?)"
-            return "failed", f"{e.label} (job {job.job_id}): {line}; log: {job.paths.stderr}"
+            return "failed", f"{e.dataset} {e.part} (job {job.job_id}): {line}; log: {job.paths.stderr}"
         if isinstance(value, str) and value.startswith("busy"):
-            return "busy", f"{e.label}: {value}"
+            return "busy", f"{e.dataset} {e.part}: {value}"
         return "done", ""

@@ -50,9 +50,12 @@ class Element:
         return Path(self.run_dir) / self.definition / self.dataset
 
     @property
+    def part(self) -> str:
+        return f"shard {Shard(*self.shard).label}" if self.shard else "scoring"
+
+    @property
     def label(self) -> str:
-        what = f"shard {Shard(*self.shard).label}" if self.shard else "scoring"
-        return f"{self.definition}/{self.dataset} [{self.model}] {what}"
+        return f"{self.definition}/{self.dataset} [{self.model}] {self.part}"
 
 
 def launch_dir(out: Path) -> Path:

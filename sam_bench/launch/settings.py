@@ -45,7 +45,7 @@ def require_submitit() -> Any:
     try:
         import submitit
     except ImportError:
-        raise ConfigError("--launcher needs submitit: pip install 'submitit>=1.5'") from None
+        raise ConfigError("--launcher needs submitit: pip install 'submitit>=1.5' (or sam-bench[cluster])") from None
     return submitit
 
 
@@ -152,6 +152,6 @@ def _visible_gpus() -> int:
 def make_executor(s: LaunchSettings, folder: Path, name: str, gpus: bool = True) -> Any:
     """A submitit executor for the elements, logs under `folder/<job id>_*`."""
     submitit = require_submitit()
-    executor = submitit.AutoExecutor(folder=Path(folder) / "%j", cluster=s.launcher)
+    executor = submitit.AutoExecutor(folder=Path(folder), cluster=s.launcher)
     executor.update_parameters(**executor_parameters(s, name, gpus))
     return executor
