@@ -111,7 +111,6 @@ def merged_record(records: list[dict]) -> dict:
     """One run.json record from the shards' records: the first one's settings, summed counts and
     seconds (CPU-side totals over all shards), the earliest start."""
     merged = {k: v for k, v in records[0].items() if k not in ("shard", "fingerprint", "finished")}
-    merged["config"] = records[0]["config"]
     merged["images_resumed"] = sum(rec["images_resumed"] for rec in records)
     merged["started"] = min(rec["started"] for rec in records)
     merged["shards"] = len(records)

@@ -21,7 +21,7 @@ from ..config import RunConfig
 from ..engine.lock import TaskLock
 from ..engine.shards import Shard, shard_records
 from ..engine.staging import Staging
-from ..errors import ConfigError, SamBenchError
+from ..errors import ConfigError
 from ..stages import pending_scores, score_stored
 from ..suite_runner import Outcome, mark_scored, SuiteSettings, record_outcome, stamp, suite_jobs, task_config
 from ..taskdefs import TaskDefinition
@@ -56,9 +56,9 @@ def launch_suite(settings: SuiteSettings, launch: LaunchSettings) -> list[Outcom
             elements.append(_scoring(shards[0]))
         else:
             outcomes[task] = Outcome(*task, "stored", "stored earlier; score with: sam-bench score OUT")
+    driver = Driver(settings.out, launch, settings.suite, settings.score == "end")
     write_plan(settings.out, {"suite": settings.suite, "launcher": launch.launcher, "shards": launch.shards,
                               "score": settings.score}, planned)
-    driver = Driver(settings.out, launch, settings.suite, settings.score == "end")
     results = driver.run(elements)
     launched: dict[tuple[str, str, str], list[Element]] = {}
     for e in elements + driver.added:
@@ -84,15 +84,16 @@ def score_out(out: Path, launch: LaunchSettings | None) -> list[tuple[Path, str,
                 score_stored(task_dir)
                 mark_scored(task_dir.parent.parent, f"{task_dir.parent.name}/{task_dir.name}")
                 done.append((task_dir, "scored", str(task_dir / "metrics.json")))
-            except SamBenchError as exc:
-                done.append((task_dir, "failed", str(exc)))
+            except Exception as exc:  # one task's bad records or data: reported, the others are scored
+                done.append((task_dir, "failed", f"{type(exc).__name__}: {' '.join(str(exc).split())}"))
         return done
     elements = [_stored_scoring(task_dir) for task_dir in tasks]
+    driver = Driver(out, launch, "score", score_at_end=False)
     if read_plan(out):
         add_elements(out, elements)
     else:
         write_plan(out, {"suite": None, "launcher": launch.launcher, "shards": None, "score": "later"}, elements)
-    results = Driver(out, launch, "score", score_at_end=False).run(elements)
+    results = driver.run(elements)
     return [(e.task_dir, "scored" if results[e.key][0] == "done" else "failed", results[e.key][1]) for e in elements]
 
 
