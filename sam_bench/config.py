@@ -76,7 +76,9 @@ def load_run_config(path: str | Path | None, overrides: dict[str, Any]) -> RunCo
         if value is not None:
             check_setting(name, value, f"--{name.replace('_', '-')}")
     cfg = RunConfig(**data, options=options, model_args=model_args)
-    for required in ("task", "model", "dataset"):
+    # A run that scores predictions made elsewhere (`--predictions`) needs no model.
+    required = ("task", "dataset") if cfg.options.get("predictions") else ("task", "model", "dataset")
+    for required in required:
         if not getattr(cfg, required):
             raise ConfigError(f"no {required} given (--{required} or '{required}:' in the run config)")
     return cfg

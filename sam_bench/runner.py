@@ -34,7 +34,7 @@ from .engine.lock import TaskLock
 from .engine.progress import ProgressStore
 from .engine.shards import WHOLE, write_shard_record
 from .engine.staging import RECORD_FILE, Staging
-from .errors import DataError, SamBenchError
+from .errors import ConfigError, DataError, SamBenchError
 from .io import atomic_write, write_json
 from .metadata import locked, now, read_run_json, record_task_run
 from .models.base import EdgeDetector, Model, PromptableSegmenter, require
@@ -148,7 +148,7 @@ class OpenRun:
 
     cfg: RunConfig
     task: Task
-    model: Model
+    model: Model | None  # None: a task that scores given predictions
     dataset: Dataset
     ctx: RunContext
     staging: Staging
@@ -168,11 +168,14 @@ def open_run(cfg: RunConfig) -> OpenRun:
     task_cls = TASKS.get(cfg.task)
     task = task_cls(build_options(task_cls.Options, cfg.options, cfg.task))
     cache = EmbeddingCache(cfg.cache_dir) if cfg.cache_dir else None
-    model = build_model(cfg, device, cache)
-    require(model, task_cls.requires, cfg.task)
+    model_free = task.scores_predictions()
+    if model_free and cfg.model:
+        raise ConfigError(f"task '{cfg.task}' scores the given predictions: drop --model {cfg.model}")
+    model = None if model_free else build_model(cfg, device, cache)
+    if model is not None:
+        require(model, task_cls.requires, cfg.task)
     dataset = open_dataset(cfg.dataset, cfg.data_root, cfg.split, cfg.limit, cfg.seed)
-    model_record = {"name": model.info.name, "label": model.info.label, "untrained": model.info.untrained,
-                    "model_args": dict(cfg.model_args), **model.info.details}
+    model_record = _model_record(model, cfg)
     staging = Staging(Path(cfg.out) / cfg.result_name / cfg.dataset)
     fingerprint = run_fingerprint(cfg, task.describe(), model_record, dataset.metadata,
                                   isinstance(model, CachedSegmenter), device)
@@ -190,8 +193,9 @@ def evaluate_images(r: OpenRun, store: ProgressStore, positions: list[int], show
     cfg, label = r.cfg, f"{r.cfg.task}/{r.cfg.dataset}"
     appender = store.open_for_append()
     try:
-        samples = prefetch(r.dataset, positions, r.model, cfg.workers, cfg.encode_batch)
-        bar = tqdm(samples, total=len(positions), desc=f"{label} [{r.model.info.label}]", unit="img",
+        samples = ((r.dataset.get(i) for i in positions) if r.model is None or not r.task.loads_images()
+                   else prefetch(r.dataset, positions, r.model, cfg.workers, cfg.encode_batch))
+        bar = tqdm(samples, total=len(positions), desc=f"{label} [{r.model_record['label']}]", unit="img",
                    disable=not show or None, dynamic_ncols=True)
         eta = EtaLog(label, len(positions), enabled=show)
         for sample in bar:
@@ -263,6 +267,16 @@ def score_and_commit(r: OpenRun, record: dict[str, Any], t0: float) -> dict[str,
         r.staging.commit()
     publish_record(out_dir, f"{r.cfg.result_name}/{r.cfg.dataset}", r.task_dir)
     return metrics
+
+
+def _model_record(model: Model | None, cfg: RunConfig) -> dict[str, Any]:
+    """What run.json and the report say about the model (a model-free run scores given predictions)."""
+    if model is None:
+        source = cfg.options.get("predictions")
+        return {"name": "predictions", "label": f"predictions ({Path(str(source)).name})", "untrained": False,
+                "model_args": {}, "predictions": str(Path(str(source)).resolve())}
+    return {"name": model.info.name, "label": model.info.label, "untrained": model.info.untrained,
+            "model_args": dict(cfg.model_args), **model.info.details}
 
 
 def write_items(path: Path, results: list[ImageResult]) -> None:

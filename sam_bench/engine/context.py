@@ -26,7 +26,7 @@ class ImageResult:
 
 @dataclass
 class RunContext:
-    model: Model  # already wrapped by the embedding cache when one is configured
+    model: Model | None  # wrapped by the embedding cache when one is configured; None: scoring given predictions
     dataset: Dataset
     out_dir: Path  # OUT/<task>/<dataset>
     device: torch.device

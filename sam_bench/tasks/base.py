@@ -38,6 +38,16 @@ class Task(ABC):
         """Every protocol choice, recorded in run.json and quoted in the report."""
         return asdict(self.options)
 
+    def scores_predictions(self) -> bool:
+        """True when the run scores predictions made elsewhere (an option such as `--predictions`):
+        the run needs no model (`ctx.model` is None) and the runner does not read the images."""
+        return False
+
+    def loads_images(self) -> bool:
+        """False for tasks whose samples are not single images (videos): the runner hands them
+        `dataset.get(i)` as they are instead of decoding and pre-encoding an image ahead."""
+        return not self.scores_predictions()
+
     def setup(self, ctx: RunContext) -> None:
         """Once per run, before the first image (load detections, text encoders, ...)."""
 
