@@ -283,9 +283,10 @@ def test_time_and_memory_read_as_sbatch_does():
 
 
 def test_without_submitit_the_launcher_says_what_to_install(tmp_path, monkeypatch):
+    from sam_bench.errors import ConfigError
     from sam_bench.launch.settings import LaunchSettings, make_executor
 
     monkeypatch.setitem(sys.modules, "submitit", None)  # what `import submitit` meets when it is not installed
-    with pytest.raises(Exception) as err:
+    with pytest.raises(ConfigError) as err:
         make_executor(LaunchSettings(), tmp_path, "x")
     assert str(err.value) == "--launcher needs submitit: pip install 'submitit>=1.5' (or sam-bench[cluster])"
