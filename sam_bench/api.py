@@ -1,8 +1,11 @@
 """Python entry points for notebooks: the same runs as the CLI."""
 from __future__ import annotations
 
+import contextlib
+import logging
+import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from .config import load_run_config
 from .errors import SamBenchError
@@ -11,14 +14,39 @@ SUFFIX = {"md": "md", "html": "html", "latex": "tex", "csv": "csv"}
 
 
 def run(task: str, model: str, dataset: str, out: str | Path = "results/run", config: str | None = None,
-        **settings: Any) -> dict[str, float]:
+        progress: bool = True, **settings: Any) -> dict[str, float]:
     """Run `task` on `dataset` with `model`; returns the metrics. Extra keyword arguments are run
-    settings (checkpoint=, data_root=, limit=, ...) or task options (options={...})."""
+    settings (checkpoint=, data_root=, limit=, ...) or task options (options={...}). `progress`
+    prints what the CLI logs (images done, time left, warnings) to stderr unless logging already
+    shows sam-bench's INFO messages."""
     from .runner import run as run_config
 
     cfg = load_run_config(config, {"task": task, "model": model, "dataset": dataset, "out": str(out),
                                    **settings})
-    return run_config(cfg)
+    with _progress_log(progress):
+        return run_config(cfg)
+
+
+@contextlib.contextmanager
+def _progress_log(enabled: bool) -> Iterator[None]:
+    """sam-bench's INFO log on stderr for the call, as the CLI prints it (a notebook has no
+    terminal for the progress bar; the log says the rate and time left instead)."""
+    logger = logging.getLogger("sam_bench")
+    if not enabled or logger.isEnabledFor(logging.INFO):
+        yield
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    level, propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False  # once, not again through the root logger's handlers
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
 
 
 def report(run_dirs: Sequence[str | Path], out: str | Path | None = None, fmt: str = "md") -> Path:

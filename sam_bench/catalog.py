@@ -65,6 +65,8 @@ def _options(node: ast.ClassDef, lines: list[str]) -> list[OptionDoc]:
     for stmt in node.body:
         if not (isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)):
             continue
+        if ast.unparse(stmt.annotation).startswith("ClassVar"):  # e.g. `renamed`: not an option
+            continue
         default = "" if stmt.value is None else ast.unparse(stmt.value)
         if default.startswith("field(default_factory=lambda: "):
             default = default[len("field(default_factory=lambda: "):-1]

@@ -30,6 +30,9 @@ def parse_task_options(extra: Sequence[str]) -> dict[str, str]:
     return options
 
 
+NOTHING_RAN = 3  # exit status of a suite whose every task was skipped (no data found): not a success
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .launch.settings import add_launch_arguments
 
@@ -45,27 +48,27 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--suite", help="a suite or task definition of tasks/ (see `list suites`)")
     run.add_argument("--data-dir", dest="data_dir", help="with --suite: dataset NAME is looked up at DIR/NAME")
     run.add_argument("--tasks", help="with --suite: only these task definitions (a,b,...)")
-    run.add_argument("--task")
-    run.add_argument("--model")
-    run.add_argument("--dataset")
-    run.add_argument("--checkpoint")
+    run.add_argument("--task", help="the protocol to run: point, edges, proposals, instances, text, miou (`list tasks`)")
+    run.add_argument("--model", help="a registered model (`list models`), e.g. sam, sam2, tiny")
+    run.add_argument("--dataset", help="a registered dataset (`list datasets`)")
+    run.add_argument("--checkpoint", help="the model's weights file (official layout)")
     run.add_argument("--model-args", dest="model_args", help="key=value,... handed to the model factory")
     run.add_argument("--data-root", dest="data_root", action="append",
                      help="the dataset's folder; with --suite NAME=PATH (repeatable) overrides DIR/NAME")
-    run.add_argument("--split")
-    run.add_argument("--out")
-    run.add_argument("--limit", type=int)
+    run.add_argument("--split", help="the dataset's split (default: the dataset's own default)")
+    run.add_argument("--out", help="results folder (default results/run; with --suite results/SUITE)")
+    run.add_argument("--limit", type=int, help="only the first N images (per dataset with --suite)")
     run.add_argument("--config", help="YAML run config; flags override it")
     run.add_argument("--cache-dir", dest="cache_dir", help="on-disk embedding cache shared by runs")
-    run.add_argument("--device")
-    run.add_argument("--precision", choices=["fp32", "bf16", "fp16"])
+    run.add_argument("--device", help="cpu, cuda, cuda:1, mps or auto (default)")
+    run.add_argument("--precision", choices=["fp32", "bf16", "fp16"], help="model precision (default fp32)")
     run.add_argument("--batch-size", dest="batch_size", type=int, help="prompts per decoder call")
     run.add_argument("--compile", action="store_true", default=None,
                      help="torch.compile the encoder and decoder once per process")
     run.add_argument("--encode-batch", dest="encode_batch", type=int,
                      help="images per encoder call (GPUs; same results as 1)")
     run.add_argument("--workers", type=int, help="image-loading worker processes (default 1; 0: none)")
-    run.add_argument("--seed", type=int)
+    run.add_argument("--seed", type=int, help="seed of random prompts and subsampling (default 0)")
     run.add_argument("--label", help="column name for this run in reports")
     run.add_argument("--fresh", action="store_true", default=None,
                      help="discard an interrupted run's progress instead of resuming")
@@ -228,7 +231,12 @@ def run_suite_command(args: argparse.Namespace, extra: list[str]) -> int:
     print("\n".join(summary_lines(args.suite, outcomes)))
     if (out / "run.json").exists():  # nothing ran ever: no report
         print(f"report: {write_report([out], out / 'report.md')}")
-    return 1 if any(o.status == "failed" for o in outcomes) else 0
+    if any(o.status == "failed" for o in outcomes):
+        return 1
+    if all(o.status == "skipped" for o in outcomes):
+        print(f"nothing ran: all {len(outcomes)} tasks of suite '{args.suite}' were skipped (see above)")
+        return NOTHING_RAN
+    return 0
 
 
 def _option_type(annotation: str) -> str:

@@ -11,6 +11,7 @@ from typing import Any, Optional
 import yaml
 
 from .errors import ConfigError
+from .suggest import did_you_mean
 
 
 @dataclass
@@ -84,6 +85,20 @@ def load_run_config(path: str | Path | None, overrides: dict[str, Any]) -> RunCo
     return cfg
 
 
+PATH_SETTINGS = ("out", "data_root", "checkpoint", "cache_dir")
+
+
+def absolute(path: str) -> str:
+    """`path` made absolute against the working directory (`~` expanded); symlinks are kept."""
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def with_absolute_paths(cfg: RunConfig) -> RunConfig:
+    """The same run with every path setting absolute: a relative path names another folder from
+    another working directory, so it never enters the run identity or a record as typed."""
+    return dataclasses.replace(cfg, **{k: absolute(getattr(cfg, k)) for k in PATH_SETTINGS if getattr(cfg, k)})
+
+
 _HINTS = typing.get_type_hints(RunConfig)
 _POSITIVE = ("limit", "batch_size")  # counts for which 0 or less is meaningless
 
@@ -115,13 +130,31 @@ def build_options(options_cls: type, values: dict[str, Any], task: str) -> Any:
     """Instantiate a task's options dataclass, converting strings from the command line."""
     hints = typing.get_type_hints(options_cls)
     names = {f.name for f in fields(options_cls)}
+    renamed: dict[str, str] = getattr(options_cls, "renamed", {})
     kwargs = {}
     for raw_name, value in values.items():
         name = raw_name.replace("-", "_")
+        if name in renamed:
+            raise ConfigError(f"option {_flag(name)} of task '{task}' is now {_flag(renamed[name])}")
         if name not in names:
-            raise ConfigError(f"task '{task}' has no option '{raw_name}'; options: {sorted(names)}")
+            raise ConfigError(unknown_option(name, task, names))
         kwargs[name] = coerce(value, hints[name], f"option '{raw_name}' of task '{task}'")
+        if name in getattr(options_cls, "path_options", ()) and isinstance(kwargs[name], str):
+            kwargs[name] = absolute(kwargs[name])  # a file the task reads: absolute, as the run settings
     return options_cls(**kwargs)
+
+
+def _flag(name: str) -> str:
+    return f"--{name.replace('_', '-')}"
+
+
+def unknown_option(name: str, task: str, options: set[str]) -> str:
+    """`unknown option --limt; did you mean --limit?`: task options come after the run's own flags on
+    the command line, so a mistyped run flag lands here too; both are candidates."""
+    candidates = [_flag(n) for n in {*options, *(f.name for f in fields(RunConfig))}]
+    hint = did_you_mean(_flag(name), candidates)
+    listing = ", ".join(_flag(n) for n in sorted(options))
+    return f"unknown option {_flag(name)}" + (hint or f" for task '{task}'; its options: {listing}")
 
 
 def coerce(value: Any, hint: Any, what: str) -> Any:

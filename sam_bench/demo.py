@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .core.preflight import ensure_writable
 from .data.synthetic import generate
 from .errors import SamBenchError
 from .reporting.writer import write_report
@@ -13,6 +14,7 @@ from .tasks.text.clip import write_tiny_clip
 def run_demo(out: str | Path = "results/demo", device: str = "auto", n_images: int = 4) -> Path:
     """Generate the data, run the demo suite (one run directory per model), write OUT/report.md."""
     out = Path(out)
+    ensure_writable(out, "--out")  # an --out that is a file: one line, before any data is generated
     data_dir = out / "demo_data"
     roots = generate(data_dir, n_images=n_images)
     write_tiny_clip(data_dir / "tiny_clip")  # the text task's CLIP (demo_text: ${data_dir}/tiny_clip)

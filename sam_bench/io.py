@@ -65,3 +65,20 @@ def jsonable(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
+
+
+def read_json_record(path: str | Path, what: str) -> dict[str, Any]:
+    """A json object file sam-bench wrote (run.json, suite.json, a task's record); {} when absent.
+    A damaged one (cut by a full disk, edited by hand) is a DataError naming it, never a traceback."""
+    from .errors import DataError
+
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"{path}: damaged {what} ({exc}); restore it or move it away") from None
+    if not isinstance(data, dict):
+        raise DataError(f"{path}: damaged {what} (not a json object); restore it or move it away")
+    return data

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import platform
 import subprocess
 from datetime import datetime, timezone
@@ -11,7 +10,7 @@ from importlib import metadata as importlib_metadata
 from pathlib import Path
 from typing import Any, Iterator
 
-from .io import write_json
+from .io import read_json_record, write_json
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -69,12 +68,11 @@ def locked(out_dir: Path) -> Iterator[None]:
 
 def record_task_run(out_dir: Path, key: str, record: dict[str, Any]) -> None:
     path = out_dir / "run.json"
-    data = json.loads(path.read_text()) if path.exists() else {}
+    data = read_run_json(out_dir)
     data.update(environment())
     data.setdefault("tasks", {})[key] = record
     write_json(path, data)
 
 
 def read_run_json(out_dir: Path) -> dict[str, Any]:
-    path = Path(out_dir) / "run.json"
-    return json.loads(path.read_text()) if path.exists() else {}
+    return read_json_record(Path(out_dir) / "run.json", "run.json (the record of this results folder)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Callable, Generic, Iterator, TypeVar
 
 from .errors import ConfigError
+from .suggest import unknown_name
 
 T = TypeVar("T")
 
@@ -32,8 +33,7 @@ class Registry(Generic[T]):
         try:
             return self._entries[name]
         except KeyError:
-            known = ", ".join(sorted(self._entries)) or "(none)"
-            raise ConfigError(f"unknown {self.kind} '{name}'; known: {known}") from None
+            raise ConfigError(unknown_name(self.kind, name, self._entries)) from None
 
     def names(self) -> list[str]:
         return sorted(self._entries)

@@ -21,21 +21,23 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from .config import RunConfig, build_options
+from .config import RunConfig, build_options, with_absolute_paths
 from .core.cache import EmbeddingCache
 from .core.device import resolve_device
-from .core.preflight import ensure_writable
+from .core.workers import die_with_parent
+from .core.preflight import disk_full, ensure_writable, missing_folders, remove_if_empty
 from .data.prefetch import prefetch
 from .data.registry import open_dataset
 from .data.types import Dataset
 from .engine.context import ImageResult, RunContext
 from .engine.eta import EtaLog
+from .engine.inputs import INPUTS_FILE, InputFiles, redo_changed, write_inputs
 from .engine.lock import TaskLock
 from .engine.progress import ProgressStore
 from .engine.shards import WHOLE, write_shard_record
 from .engine.staging import RECORD_FILE, Staging
 from .errors import ConfigError, DataError, SamBenchError
-from .io import atomic_write, write_json
+from .io import atomic_write, read_json_record, write_json
 from .metadata import locked, now, read_run_json, record_task_run
 from .models.base import EdgeDetector, Model, PromptableSegmenter, require
 from .models.cached import CachedSegmenter
@@ -54,6 +56,8 @@ class Distributed:
     def __init__(self) -> None:
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
+        if "TORCHELASTIC_RUN_ID" in os.environ:  # started by torchrun: a rank must not outlive a killed launcher
+            die_with_parent(os.getppid())
         if self.world > 1 and not dist.is_initialized():
             backend = "nccl" if torch.cuda.is_available() else "gloo"
             # Ranks wait for each other at the end of a long run: allow a day, not the default 30 min.
@@ -119,13 +123,16 @@ def run(cfg: RunConfig, score: bool = True) -> dict[str, float]:
     `score=False` (`--score later`) stops after the per-image records: `sam-bench score` scores them
     (stages.py) and the metrics returned are empty."""
     load_plugins()
+    cfg = with_absolute_paths(cfg)
     world = Distributed()
     try:
         task_dir = Path(cfg.out) / cfg.result_name / cfg.dataset
         problem, lock = None, TaskLock(task_dir)
+        new_folders = missing_folders(task_dir.parent)
         if world.rank == 0:
             try:
                 ensure_writable(Path(cfg.out), "--out")
+                read_run_json(Path(cfg.out))  # a damaged run.json stops the run now, not after its last image
                 lock.acquire()
             except SamBenchError as exc:
                 problem = exc
@@ -136,8 +143,12 @@ def run(cfg: RunConfig, score: bool = True) -> dict[str, float]:
             if world.rank == 0:  # a run killed between its swap and run.json: the folder on disk wins
                 publish_record(Path(cfg.out), f"{cfg.result_name}/{cfg.dataset}", task_dir, only_if_stale=True)
             return _run(cfg, world, score)
+        except OSError as exc:
+            raise disk_full(exc, Path(cfg.out)) or exc
         finally:
             lock.release()
+            if world.rank == 0:  # a run that stopped before any work (a bad flag) leaves no empty folders
+                remove_if_empty(new_folders, lock.path)
     finally:
         world.close()
 
@@ -188,8 +199,9 @@ def open_run(cfg: RunConfig) -> OpenRun:
     return OpenRun(cfg, task, model, dataset, ctx, staging, fingerprint, model_record, cache, ids)
 
 
-def evaluate_images(r: OpenRun, store: ProgressStore, positions: list[int], show: bool) -> None:
-    """Evaluate the images at `positions` of the dataset, appending each record to `store`."""
+def evaluate_images(r: OpenRun, store: ProgressStore, inputs: InputFiles, positions: list[int], show: bool) -> None:
+    """Evaluate the images at `positions` of the dataset, appending each record (with the identity of
+    the files it was computed from) to `store`."""
     cfg, label = r.cfg, f"{r.cfg.task}/{r.cfg.dataset}"
     appender = store.open_for_append()
     try:
@@ -198,17 +210,18 @@ def evaluate_images(r: OpenRun, store: ProgressStore, positions: list[int], show
         bar = tqdm(samples, total=len(positions), desc=f"{label} [{r.model_record['label']}]", unit="img",
                    disable=not show or None, dynamic_ncols=True)
         eta = EtaLog(label, len(positions), enabled=show)
-        for sample in bar:
+        for index, sample in zip(positions, bar):
+            computed_from = inputs.identity(r.dataset.input_files(index))
             with r.ctx.timed("evaluate"):
                 result = r.task.evaluate_image(r.ctx, sample)
-            appender.append(result)
+            appender.append(result, computed_from)
             eta.step()
     finally:
         appender.close()
 
 
 def run_record(r: OpenRun, started: str, images_resumed: int, action: str, world_size: int) -> dict[str, Any]:
-    """run.json's record of a run, less its end time and wall seconds (score_and_commit adds them)."""
+    """run.json's record of a run, less its inputs, end time and wall seconds (score_and_commit adds them)."""
     cache = r.cache
     return {
         "config": r.cfg.to_dict(), "task_options": r.task.describe(), "model": r.model_record,
@@ -222,16 +235,20 @@ def run_record(r: OpenRun, started: str, images_resumed: int, action: str, world
 def _run(cfg: RunConfig, world: Distributed, score: bool) -> dict[str, float]:
     started, t0 = now(), time.perf_counter()
     r = open_run(cfg)
-    action = r.staging.prepare(r.fingerprint, cfg.fresh) if world.rank == 0 else None
+    store, inputs = ProgressStore(r.staging.work, world.rank), InputFiles()
+    action = None
+    if world.rank == 0:
+        action = r.staging.prepare(r.fingerprint, cfg.fresh)
+        store.load()
+        store.drop(redo_changed(inputs, store.inputs))  # an image whose files changed is redone
     action = world.broadcast(action)
-    store = ProgressStore(r.staging.work, world.rank)
     r.task.setup(r.ctx)
 
     done = set(store.load())
     todo = [i for i, image_id in enumerate(r.ids) if image_id not in done]
     if world.rank == 0:
         log.info("%s/%s: %s; %d images, %d already done", cfg.task, cfg.dataset, action, len(r.ids), len(done))
-    evaluate_images(r, store, todo[world.rank::world.world], show=world.rank == 0)
+    evaluate_images(r, store, inputs, todo[world.rank::world.world], show=world.rank == 0)
     world.barrier()
 
     metrics: dict[str, float] = {}
@@ -248,11 +265,15 @@ def _run(cfg: RunConfig, world: Distributed, score: bool) -> dict[str, float]:
 def score_and_commit(r: OpenRun, record: dict[str, Any], t0: float) -> dict[str, float]:
     """Merge every part's records, compute the metrics, write the results and swap them into place.
     `record`'s wall seconds (of stored shards, if any) are added to this process's since `t0`."""
-    by_id = ProgressStore(r.staging.work).load()
+    store = ProgressStore(r.staging.work)
+    by_id = store.load()
     missing = [i for i in r.ids if i not in by_id]
     if missing:
-        raise RuntimeError(f"{r.staging.work}: {len(missing)} images have no result (e.g. {missing[:3]})")
+        raise SamBenchError(f"{r.staging.work / 'progress'}: {len(missing)} images have no result (e.g. "
+                            f"{', '.join(map(str, missing[:3]))}; their records were damaged during the run, or "
+                            "their shard has not finished); rerun the same command to redo them")
     results = [by_id[i] for i in r.ids]
+    inputs_digest = write_inputs(r.staging.work / INPUTS_FILE, (store.inputs[i] for i in r.ids))
     with r.ctx.timed("metrics"):
         metrics = r.task.compute_metrics(r.ctx, results)
         write_items(r.staging.work / "items.csv", results)
@@ -261,7 +282,8 @@ def score_and_commit(r: OpenRun, record: dict[str, Any], t0: float) -> dict[str,
     seconds = {"total": time.perf_counter() - t0, **dict(r.ctx.timed.seconds)}
     for stage, value in record.get("wall_seconds", {}).items():
         seconds[stage] = seconds.get(stage, 0.0) + value
-    write_json(r.staging.work / RECORD_FILE, {**record, "finished": now(), "wall_seconds": seconds})
+    write_json(r.staging.work / RECORD_FILE, {**record, "inputs_digest": inputs_digest, "finished": now(),
+                                              "wall_seconds": seconds})
     out_dir = Path(r.cfg.out)
     with locked(out_dir):
         r.staging.commit()
@@ -291,7 +313,7 @@ def publish_record(out_dir: Path, key: str, task_dir: Path, only_if_stale: bool 
     path = task_dir / RECORD_FILE
     if not path.exists():
         return
-    record = json.loads(path.read_text())
+    record = read_json_record(path, "task record")
     with locked(out_dir):
         if only_if_stale and read_run_json(out_dir).get("tasks", {}).get(key) == record:
             return

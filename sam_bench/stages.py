@@ -13,8 +13,9 @@ import logging
 import time
 from pathlib import Path
 
-from .config import RunConfig
+from .config import RunConfig, with_absolute_paths
 from .core.preflight import ensure_writable
+from .engine.inputs import InputFiles, redo_changed
 from .engine.lock import BusyError, TaskLock
 from .engine.progress import ProgressStore
 from .engine.shards import Shard, shard_records, write_shard_record
@@ -34,6 +35,7 @@ def run_shard(cfg: RunConfig, shard: Shard) -> None:
     step, which take it exclusively, cannot run meanwhile) and the shard's own lock exclusively (a
     second submission into the same --out stops at once on a shard that is running)."""
     load_plugins()
+    cfg = with_absolute_paths(cfg)
     task_dir = Path(cfg.out) / cfg.result_name / cfg.dataset
     ensure_writable(Path(cfg.out), "--out")
     with TaskLock(task_dir, shared=True):
@@ -49,13 +51,16 @@ def _evaluate_shard(cfg: RunConfig, shard: Shard) -> None:
     r = open_run(cfg)
     with locked(Path(cfg.out)):  # the first shard to start creates the staging folder, the others join it
         action = r.staging.prepare(r.fingerprint, fresh=False)
-    store = ProgressStore(r.staging.work, shard.name)
+    store, inputs = ProgressStore(r.staging.work, shard.name), InputFiles()
+    store.load()
+    own = {r.ids[i] for i in shard.positions(len(r.ids))}
+    store.drop(redo_changed(inputs, {i: files for i, files in store.inputs.items() if i in own}))
     r.task.setup(r.ctx)
     done = set(store.load())
     mine = [i for i in shard.positions(len(r.ids)) if r.ids[i] not in done]
     log.info("%s/%s shard %s: %s; %d of its images to do, %d done in all", cfg.task, cfg.dataset, shard.label,
              action, len(mine), len(done))
-    evaluate_images(r, store, mine, show=True)
+    evaluate_images(r, store, inputs, mine, show=True)
     record = run_record(r, started, len(shard.positions(len(r.ids))) - len(mine), action, 1)
     record["wall_seconds"] = {"total": time.perf_counter() - t0, **dict(r.ctx.timed.seconds)}
     write_shard_record(r.staging.work, shard, {**record, "finished": now(), "fingerprint": r.fingerprint})

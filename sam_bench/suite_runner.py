@@ -19,11 +19,14 @@ from typing import Any, Optional
 
 from tqdm import tqdm
 
-from .config import RunConfig
+from .config import RunConfig, absolute
+from .core.preflight import ensure_writable
 from .data.registry import load_dataset_config
 from .errors import ConfigError
-from .io import write_json
-from .metadata import locked, now
+from .engine.inputs import finished_inputs_changed
+from .io import read_json_record, write_json
+from .metadata import locked, now, read_run_json
+from .suggest import did_you_mean
 from .taskdefs import SuiteItem, TaskDefinition, expand
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,11 @@ class Outcome:
 def plan(settings: SuiteSettings) -> list[SuiteItem]:
     """The suite's task definitions, narrowed by --tasks (names of definitions in the suite)."""
     items = expand(settings.suite)
+    used = {i.definition.dataset for i in items}
+    for name in settings.data_roots:
+        if name not in used:  # a mistyped NAME would be ignored and its dataset silently skipped
+            raise ConfigError(f"--data-root {name}=...: suite '{settings.suite}' uses no dataset '{name}'"
+                              f"{did_you_mean(name, used)} (its datasets: {', '.join(sorted(used))})")
     if settings.tasks:
         known = {i.definition.name for i in items}
         unknown = [t for t in settings.tasks if t not in known]
@@ -69,8 +77,8 @@ def plan(settings: SuiteSettings) -> list[SuiteItem]:
 
 def dataset_root(definition: TaskDefinition, settings: SuiteSettings) -> Optional[Path]:
     if definition.dataset in settings.data_roots:
-        return Path(settings.data_roots[definition.dataset]).expanduser()
-    return None if settings.data_dir is None else Path(settings.data_dir).expanduser() / definition.dataset
+        return Path(absolute(str(settings.data_roots[definition.dataset])))
+    return None if settings.data_dir is None else Path(absolute(str(settings.data_dir))) / definition.dataset
 
 
 def missing_reason(definition: TaskDefinition, root: Optional[Path]) -> str:
@@ -93,6 +101,8 @@ def stamp(cfg: RunConfig, definition: TaskDefinition) -> str:
 def suite_jobs(settings: SuiteSettings) -> list[tuple[TaskDefinition, str, Path]]:
     """(task definition, model, run directory) for every planned task: OUT/<model> when the suite's
     own model lists give several models, OUT otherwise."""
+    settings.out = Path(absolute(str(settings.out)))
+    ensure_writable(settings.out, "--out")
     jobs = []
     for item in plan(settings):
         models = [settings.model] if settings.model else list(item.models)
@@ -100,7 +110,11 @@ def suite_jobs(settings: SuiteSettings) -> list[tuple[TaskDefinition, str, Path]
             raise ConfigError(f"suite '{settings.suite}': task '{item.definition.name}' names no models; give --model")
         jobs += [(item.definition, model) for model in models]
     several = settings.model is None and len({m for _, m in jobs}) > 1
-    return [(d, m, settings.out / m if several else settings.out) for d, m in jobs]
+    placed = [(d, m, settings.out / m if several else settings.out) for d, m in jobs]
+    for out in {out for _, _, out in placed}:
+        read_state(out)  # a damaged suite.json or run.json: one line naming it, before any task runs
+        read_run_json(out)
+    return placed
 
 
 def run_suite(settings: SuiteSettings) -> list[Outcome]:
@@ -127,16 +141,21 @@ def task_config(definition: TaskDefinition, model: str, out: Path, settings: Sui
     root = dataset_root(definition, settings)
     if root is None or not root.is_dir():
         return Outcome(definition.name, definition.dataset, model, "skipped", missing_reason(definition, root))
-    data_dir = Path(settings.data_dir).expanduser() if settings.data_dir else root.parent
+    data_dir = Path(absolute(str(settings.data_dir))) if settings.data_dir else root.parent
     cfg = RunConfig(**{**settings.run, "task": definition.protocol, "model": model, "dataset": definition.dataset,
                        "out": str(out), "data_root": str(root), "split": definition.split, "limit": settings.limit,
                        "options": definition.resolved_options(root, data_dir), "name": definition.name,
                        "definition": definition.identity()})
     key, mark = f"{definition.name}/{definition.dataset}", stamp(cfg, definition)
     state = read_state(out)
-    finished = (out / definition.name / definition.dataset / "metrics.json").exists()
-    if not cfg.fresh and finished and state.get(key, {}).get("stamp") == mark and state[key]["status"] == "ran":
-        return Outcome(definition.name, definition.dataset, model, "done", "finished earlier with these settings")
+    task_dir = out / definition.name / definition.dataset
+    finished = (task_dir / "metrics.json").exists()
+    if not cfg.fresh and finished and state.get(key, {}).get("stamp") == mark and state[key].get("status") == "ran":
+        changed = finished_inputs_changed(task_dir)
+        if changed == []:
+            return Outcome(definition.name, definition.dataset, model, "done", "finished earlier with these settings")
+        log.warning("%s: %s; running it again", key, "no record of the files it was computed from" if changed is None
+                    else f"{len(changed)} input files changed since it finished (e.g. {', '.join(changed[:3])})")
     return cfg
 
 
@@ -178,8 +197,7 @@ def mark_scored(out: Path, key: str) -> None:
 
 
 def read_state(out: Path) -> dict[str, Any]:
-    path = out / STATE_FILE
-    return json.loads(path.read_text()) if path.exists() else {}
+    return read_json_record(out / STATE_FILE, "suite state (what this suite finished)")
 
 
 def summary_lines(suite: str, outcomes: list[Outcome]) -> list[str]:

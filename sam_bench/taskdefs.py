@@ -19,6 +19,7 @@ import yaml
 
 from .errors import ConfigError
 from .resources import resource_dir
+from .suggest import did_you_mean, unknown_name
 
 DEFINITION_KEYS = {"include", "protocol", "dataset", "split", "options", "reference", "version", "variant",
                    "description"}
@@ -234,7 +235,7 @@ def catalog(root: Optional[Path] = None) -> tuple[dict[str, TaskDefinition], dic
 def get_suite(name: str, root: Optional[Path] = None) -> Suite:
     suites = catalog(root)[1]
     if name not in suites:
-        raise ConfigError(f"unknown suite '{name}'; suites: {', '.join(sorted(suites))}")
+        raise ConfigError(unknown_name("suite", name, suites))
     return suites[name]
 
 
@@ -244,7 +245,8 @@ def expand(name: str, root: Optional[Path] = None, _seen: tuple[str, ...] = ()) 
     if name in definitions:
         return [SuiteItem(definitions[name])]
     if name not in suites:
-        raise ConfigError(f"unknown suite or task definition '{name}'; suites: {', '.join(sorted(suites))}")
+        raise ConfigError(f"unknown suite or task definition '{name}'{did_you_mean(name, [*suites, *definitions])} "
+                          f"(suites: {', '.join(sorted(suites))}; `list definitions` for the others)")
     if name in _seen:
         raise ConfigError(f"{suites[name].path}: suite '{name}' includes itself")
     items: list[SuiteItem] = []

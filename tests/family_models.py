@@ -83,3 +83,42 @@ class Reference:
         if "reshaped_input_sizes" in self.inputs:
             sizes.append(self.inputs["reshaped_input_sizes"])
         return self.processor.post_process_masks(out.pred_masks, *sizes, binarize=binarize)[0][0]
+
+
+def tiny_hf_video(class_name: str):
+    """A small random transformers video tracker (`Sam2VideoModel` or `Sam3TrackerVideoModel`) at a
+    256 / 224 input (16x16 memory tokens: fast on CPU), with its processor. Random heads say "no
+    object" after the prompt frame and give logits near 0: the object-score head is biased to
+    "present" and the mask heads scaled to a trained range, so equal outputs say something."""
+    import transformers as T
+
+    torch.manual_seed(7)
+    sizes = {"backbone_feature_sizes": [[64, 64], [32, 32], [16, 16]]}
+    memory = {"memory_attention_rope_feat_sizes": [16, 16], "memory_attention_num_layers": 2,
+              "memory_attention_feed_forward_hidden_size": 256}
+    if class_name == "Sam2VideoModel":
+        side = 256
+        hiera = T.Sam2HieraDetConfig(hidden_size=32, blocks_per_stage=[1, 1, 2, 1], embed_dim_per_stage=[32, 64, 128, 256],
+                                     num_attention_heads_per_stage=[1, 1, 2, 4], global_attention_blocks=[3],
+                                     image_size=[side, side])
+        vision = T.Sam2VisionConfig(backbone_config=hiera, backbone_channel_list=[256, 128, 64, 32], **sizes)
+        model = T.Sam2VideoModel(T.Sam2VideoConfig(vision_config=vision, image_size=side,
+                                                   prompt_encoder_config={"image_size": side}, **memory))
+        image_processor = T.Sam2ImageProcessor(size={"height": side, "width": side})
+        processor_class = T.Sam2VideoProcessor
+    else:
+        side = 224
+        vit = T.Sam3ViTConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+                              global_attn_indexes=[1], image_size=side, pretrain_image_size=side)
+        vision = T.Sam3VisionConfig(backbone_config=vit, **sizes)
+        model = T.Sam3TrackerVideoModel(T.Sam3TrackerVideoConfig(vision_config=vision, image_size=side,
+                                                                 prompt_encoder_config={"image_size": side}, **memory))
+        image_processor = T.Sam3ImageProcessor(size={"height": side, "width": side})
+        processor_class = T.Sam3TrackerVideoProcessor
+    with torch.no_grad():
+        for mlp in model.mask_decoder.output_hypernetworks_mlps:
+            mlp.proj_out.weight.mul_(1000.0)
+        model.mask_decoder.pred_obj_score_head.proj_out.bias.add_(20.0)
+    processor = processor_class(image_processor, T.Sam2VideoVideoProcessor(size={"height": side, "width": side}),
+                                target_size=side)
+    return model.eval(), processor

@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "sam_bench"
 
 LAYERS = [
     {"errors"},
-    {"io", "registry", "resources", "reference", "prompts", "config", "metadata", "plugins", "catalog"},
+    {"io", "registry", "resources", "reference", "prompts", "config", "metadata", "plugins", "catalog", "suggest"},
     {"core"},  # tensors, checkpoints, caches, timers, edge maps
     {"data", "models"},  # readers and datasets; model adapters
     {"taskdefs", "metrics", "amg", "engine", "detect"},  # task YAML; scoring; mask generation; run context; boxes

@@ -90,7 +90,9 @@ class ModelInfo:
     name: str
     untrained: bool
     details: dict = field(default_factory=dict)
+    qualifier: str = ""  # what the results are besides the model's own, e.g. "per-frame baseline"
 
     @property
     def label(self) -> str:
-        return f"{self.name} (untrained)" if self.untrained else self.name
+        notes = ", ".join(n for n in ("untrained" if self.untrained else "", self.qualifier) if n)
+        return f"{self.name} ({notes})" if notes else self.name

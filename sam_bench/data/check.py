@@ -13,9 +13,11 @@ from typing import Callable, Optional
 import numpy as np
 
 from ..errors import DataError, SamBenchError
-from .images import check_complete, verify_decodes
+from .images import check_complete, check_size, verify_decodes
 from ..registry import READERS
 from .registry import DatasetConfig, load_dataset_config
+from .check_video import check_videos
+from .readers.vos import VideoFolderDataset
 from .subsample import choose_images, object_counts
 
 SPOT_CHECKS = 12  # images fully decoded (pixels + masks), spread over the dataset
@@ -40,9 +42,15 @@ def check_dataset(name: str, data_root: str, split: Optional[str] = None,
         return _fail(out, cfg, [f"{root}: not a directory"])
     try:
         dataset = READERS.get(cfg.reader)(root, **cfg.reader_arguments(split))
+        if isinstance(dataset, VideoFolderDataset):
+            problems = check_videos(dataset, cfg.paper or {}, out)
+            if problems:
+                return _fail(out, cfg, [f"{len(problems)} problem(s) in the videos: " + "; ".join(problems[:MAX_LISTED])])
+            out("OK")
+            return 0
         counts = object_counts(dataset)
     except SamBenchError as exc:
-        return _fail(out, cfg, [str(exc)])
+        return _fail(out, cfg, [str(exc), *_splits_found(cfg, root, split)])
 
     problems: list[str] = []
     n = len(dataset)
@@ -67,6 +75,9 @@ def check_dataset(name: str, data_root: str, split: Optional[str] = None,
                 check_complete(path)  # every image: one small read at its end
             except DataError as exc:
                 truncated.append(str(exc))
+    encodings = _encoding_problems(dataset, n)
+    if encodings:
+        problems.append(f"{len(encodings)} mask files do not match the declared encoding: " + "; ".join(encodings[:MAX_LISTED]))
     if missing:
         problems.append(f"{len(missing)} of {n} image files missing: " + ", ".join(missing[:MAX_LISTED]))
     if truncated:
@@ -77,10 +88,7 @@ def check_dataset(name: str, data_root: str, split: Optional[str] = None,
             sample = dataset.get(i)
             if sample.path is not None and Path(sample.path).is_file():
                 verify_decodes(sample.path)  # full decode: damage beyond a cut end
-            image = sample.load_image()
-            if image.shape[:2] != (sample.height, sample.width):
-                raise SamBenchError(f"{sample.path}: image is {image.shape[1]}x{image.shape[0]}, "
-                                    f"annotations are {sample.width}x{sample.height}")
+            check_size(sample.load_image(), sample.height, sample.width, sample.path)
         except SamBenchError as exc:
             broken.append(str(exc))
     if broken:
@@ -103,6 +111,33 @@ def check_dataset(name: str, data_root: str, split: Optional[str] = None,
     out(f"checked    {len(_spread(n, SPOT_CHECKS))} images decoded with their annotations")
     out("OK")
     return 0
+
+
+def _splits_found(cfg: DatasetConfig, root: Path, split: Optional[str]) -> list[str]:
+    """When the requested split cannot be read: the dataset's splits that can be, under `root`."""
+    if not cfg.splits:
+        return []
+    found = []
+    for name in sorted(set(cfg.splits) - {split}):
+        try:
+            READERS.get(cfg.reader)(root, **cfg.reader_arguments(name))
+            found.append(name)
+        except SamBenchError:
+            continue
+    return [f"split '{split}' not readable under {root}; splits found there: {', '.join(found) or 'none'}"]
+
+
+def _encoding_problems(dataset: object, n: int) -> list[str]:
+    """Masks whose values do not match the dataset's declared encoding, over every image (readers
+    with a declared mask encoding have `check_encoding`; the mask files are small)."""
+    check = getattr(dataset, "check_encoding", None)
+    found: list[str] = []
+    for i in range(n) if callable(check) else ():
+        try:
+            found += check(i)
+        except SamBenchError as exc:
+            found.append(str(exc))
+    return found
 
 
 def _fail(out: Callable[[str], None], cfg: DatasetConfig, problems: list[str]) -> int:

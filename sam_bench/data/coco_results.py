@@ -20,6 +20,7 @@ from pycocotools import mask as mask_utils
 
 from ..errors import DataError
 from ..io import atomic_write, write_text
+from .readers.common import check_xywh
 
 log = logging.getLogger(__name__)
 
@@ -122,9 +123,7 @@ def load_detections(path: str | Path, category_ids: Optional[set[int]]) -> Detec
         if missing:
             raise DataError(f"{where}: missing {', '.join(missing)} (COCO results format needs "
                             "image_id, category_id, bbox [x, y, w, h], score)")
-        b, s = rec["bbox"], rec["score"]
-        if not (isinstance(b, list) and len(b) == 4 and all(_finite(v) for v in b)) or b[2] < 0 or b[3] < 0:
-            raise DataError(f"{where}: bbox must be [x, y, w, h] with finite numbers and w, h >= 0; got {b!r}")
+        b, s = check_xywh(rec["bbox"], where), rec["score"]
         if not _finite(s):
             raise DataError(f"{where}: score must be a finite number; got {s!r}")
         if not _integral(rec["image_id"]) or not _integral(rec["category_id"]):

@@ -1,12 +1,23 @@
 """Image loading with errors that name the file."""
 from __future__ import annotations
 
+import os
+import sys
+import tempfile
+import threading
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from ..errors import DataError
+
+# libjpeg's warnings for damaged entropy-coded data (jerror.h: JWRN_*). It decodes such a file into a
+# partly grey image and prints the warning to stderr without the file name, and neither OpenCV nor
+# PIL turns it into an error, so the decoder's stderr is read while it decodes (`_strict_jpeg`).
+_JPEG_DAMAGE = (b"Corrupt JPEG data", b"Premature end of JPEG file", b"Invalid SOS parameters",
+                b"Unsupported marker type", b"Bogus", b"Warning: unknown JFIF revision")
+_stderr_lock = threading.Lock()  # one decoder's stderr is read at a time
 
 
 _PNG_END = b"IEND\xaeB`\x82"  # the IEND chunk's type and CRC close every complete PNG
@@ -37,6 +48,8 @@ def verify_decodes(path: str | Path, what: str = "image") -> None:
     from PIL import Image, ImageFile, UnidentifiedImageError
 
     check_complete(path, what)
+    if is_jpeg(Path(path)):
+        _strict_jpeg(Path(path), what)  # libjpeg's warnings of damage in the middle of the file
     lenient, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, False
     try:
         with Image.open(path) as im:
@@ -47,12 +60,39 @@ def verify_decodes(path: str | Path, what: str = "image") -> None:
         ImageFile.LOAD_TRUNCATED_IMAGES = lenient
 
 
+def _strict_jpeg(path: Path, what: str) -> np.ndarray | None:
+    """Decode a JPEG with OpenCV; DataError naming the file when libjpeg warns of damaged data."""
+    encoded = np.fromfile(path, np.uint8)
+    with _stderr_lock, tempfile.TemporaryFile() as captured:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(captured.fileno(), 2)
+        try:
+            data = cv2.imdecode(encoded, cv2.IMREAD_UNCHANGED)
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        captured.seek(0)
+        printed = captured.read()
+    damage = next((line for line in printed.splitlines() if line.startswith(_JPEG_DAMAGE)), None)
+    if damage is not None:
+        raise DataError(f"{path}: damaged JPEG {what} (the decoder says: {damage.decode(errors='replace')})")
+    if printed:
+        os.write(2, printed)  # anything else printed meanwhile is not ours to swallow
+    return data
+
+
+def is_jpeg(path: Path) -> bool:
+    with open(path, "rb") as f:
+        return f.read(3) == b"\xff\xd8\xff"
+
+
 def _imread(path: str | Path, what: str) -> np.ndarray:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: {what} file not found")
     check_complete(path, what)
-    data = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    data = _strict_jpeg(path, what) if is_jpeg(path) else cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if data is None or data.size == 0:
         raise DataError(f"{path}: cannot decode {what} (corrupt or unsupported format)")
     return data
@@ -68,3 +108,10 @@ def read_rgb(path: str | Path) -> np.ndarray:
     if image.shape[2] == 4:
         return cv2.cvtColor(image, cv2.COLOR_BGRA2RGB)
     return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+def check_size(image: np.ndarray, height: int, width: int, path: Path | None) -> None:
+    """DataError when the decoded image's size differs from the size its annotations give (COCO
+    `height` / `width`): masks would be cropped or padded against the wrong pixels."""
+    if image.shape[:2] != (height, width):
+        raise DataError(f"{path}: image is {image.shape[1]}x{image.shape[0]}, annotations are {width}x{height}")

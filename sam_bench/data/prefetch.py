@@ -25,6 +25,7 @@ from torch.utils.data import Dataset as TorchDataset
 from ..core.workers import die_with_parent
 from ..errors import ConfigError, SamBenchError
 from ..models.base import Model
+from .images import check_size
 from .types import Dataset, ImageSample
 
 
@@ -52,6 +53,7 @@ class _Loading(TorchDataset):
         try:
             sample = self.dataset.get(self.indices[i])
             image = sample.load_image()
+            check_size(image, sample.height, sample.width, sample.path)  # the line `data check` prints
         except SamBenchError as exc:  # handed back, raised in the run: DataLoader would wrap it in a trace
             return exc, None  # type: ignore[return-value]
         prepared = None if self.prepare_image is None else self.prepare_image(image)

@@ -15,6 +15,7 @@ import yaml
 from ..errors import ConfigError, DataError
 from ..registry import READERS
 from ..resources import resource_dir
+from ..suggest import did_you_mean, unknown_name
 from .types import Dataset
 
 
@@ -42,7 +43,8 @@ class DatasetConfig:
         args = dict(self.reader_args)
         if self.splits:
             if split not in self.splits:
-                raise ConfigError(f"dataset '{self.name}' has no split '{split}'; splits: {sorted(self.splits)}")
+                raise ConfigError(f"dataset '{self.name}' has no split '{split}'{did_you_mean(str(split), self.splits)} "
+                                  f"(splits: {', '.join(sorted(self.splits))})")
             args.update(self.splits[split] or {})
         return args
 
@@ -58,7 +60,7 @@ def dataset_names() -> list[str]:
 def load_dataset_config(name: str) -> DatasetConfig:
     paths = config_paths()
     if name not in paths:
-        raise ConfigError(f"unknown dataset '{name}'; known: {', '.join(sorted(paths))}")
+        raise ConfigError(unknown_name("dataset", name, paths))
     path = paths[name]
     try:
         data = yaml.safe_load(path.read_text()) or {}
@@ -79,7 +81,7 @@ def open_dataset(name: str, data_root: Optional[str], split: Optional[str] = Non
     cfg = load_dataset_config(name)
     if not data_root:
         raise ConfigError(f"dataset '{name}' needs --data-root DIR laid out as:\n{cfg.layout.strip()}")
-    root = Path(data_root).expanduser()
+    root = Path(data_root).expanduser().absolute()  # as recorded: the same folder from any working directory
     if not root.is_dir():
         raise DataError(f"{root}: data root for dataset '{name}' is not a directory")
     reader = READERS.get(cfg.reader)
@@ -117,6 +119,9 @@ class LimitedDataset(Dataset):
 
     def expressions(self) -> list[str]:
         return self.base.expressions()
+
+    def input_files(self, index: int) -> list[Path]:
+        return self.base.input_files(index)
 
     def __getattr__(self, item: str) -> Any:  # other reader-specific accessors
         return getattr(self.base, item)

@@ -9,6 +9,7 @@ the counts in `dataset.metadata["subsample"]`.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -71,6 +72,9 @@ class SubsetDataset(Dataset):
 
     def expressions(self) -> list[str]:
         return self.base.expressions()
+
+    def input_files(self, index: int) -> list[Path]:
+        return self.base.input_files(self.indices[index])
 
     def __getattr__(self, item: str) -> Any:  # other reader-specific accessors
         if item == "base":

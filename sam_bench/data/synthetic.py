@@ -6,7 +6,10 @@ ambiguous the way the paper's whole/part/subpart masks are. Masks are exact. The
 - `coco/`: `images/*.png`, `annotations.json` (LVIS v1 style, also valid COCO: RLE masks, category
   frequencies, neg/not-exhaustive lists), `detections.json` (jittered boxes, COCO results format);
 - `bsds/`: BSDS500 layout (`images/val/*.jpg`, `groundTruth/val/*.mat`, two annotators: fine
-  and coarse) for the edge protocol.
+  and coarse) for the edge protocol;
+- `video/`: DAVIS 2017 layout (`JPEGImages/480p/<video>/*.jpg`, palette `Annotations/480p/<video>/*.png`
+  on every frame, `ImageSets/2017/val.txt`): short clips of a disc and a rectangle moving over a
+  textured background, for the `vos` protocol.
 """
 from __future__ import annotations
 
@@ -100,7 +103,44 @@ def generate(out_dir: str | Path, n_images: int = 4, seed: int = 0) -> dict[str,
         {"info": {"description": "sam-bench synthetic demo", "seed": seed}, "images": images,
          "annotations": annotations, "categories": categories, "licenses": []}))
     (coco / "detections.json").write_text(json.dumps(detections))
-    return {"demo": coco, "demo_bsds": bsds}
+    video = out / "video"
+    write_videos(video, rng)
+    return {"demo": coco, "demo_bsds": bsds, "demo_video": video}
+
+
+def write_videos(root: Path, rng: np.random.Generator, n_videos: int = 2, n_frames: int = 5,
+                 height: int = 96, width: int = 128) -> None:
+    """Clips in the DAVIS layout: object 1 a disc moving right, object 2 a rectangle moving down
+    and passing under the disc (the disc is drawn last, so it hides the rectangle where they meet)."""
+    from PIL import Image
+
+    from .vos_submission import voc_palette
+
+    names = [f"clip_{k}" for k in range(n_videos)]
+    for name in names:
+        frames, annotations = root / "JPEGImages" / "480p" / name, root / "Annotations" / "480p" / name
+        frames.mkdir(parents=True, exist_ok=True)
+        annotations.mkdir(parents=True, exist_ok=True)
+        yy, xx = np.mgrid[:height, :width]
+        background = cv2.GaussianBlur(rng.normal(110, 30, size=(height, width, 3)), (0, 0), 1.5)
+        colours = rng.uniform(0, 255, size=(2, 3))
+        cx, cy, r = rng.uniform(0.2, 0.3) * width, rng.uniform(0.4, 0.6) * height, rng.uniform(0.1, 0.14) * height
+        x0, y0 = rng.uniform(0.45, 0.55) * width, rng.uniform(0.1, 0.2) * height
+        for t in range(n_frames):
+            disc = (xx - cx - 6 * t) ** 2 + (yy - cy) ** 2 <= r ** 2
+            rect = (np.abs(xx - x0) <= 0.1 * width) & (np.abs(yy - y0 - 5 * t) <= 0.12 * height)
+            ids = np.zeros((height, width), np.uint8)
+            image = background.copy()
+            for k, mask in ((2, rect), (1, disc)):
+                ids[mask] = k
+                image[mask] = 0.3 * image[mask] + 0.7 * colours[k - 1]
+            cv2.imwrite(str(frames / f"{t:05d}.jpg"), cv2.cvtColor(np.clip(image, 0, 255).astype(np.uint8),
+                                                                  cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+            png = Image.fromarray(ids, mode="P")
+            png.putpalette(voc_palette())
+            png.save(annotations / f"{t:05d}.png")
+    (root / "ImageSets" / "2017").mkdir(parents=True, exist_ok=True)
+    (root / "ImageSets" / "2017" / "val.txt").write_text("\n".join(names) + "\n")
 
 
 def _write_bsds_truth(path: Path, sample: SyntheticImage) -> None:

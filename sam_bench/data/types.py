@@ -78,6 +78,13 @@ class Dataset(ABC):
         """Every referring expression of a RefCOCO-format dataset; [] for the others."""
         return []
 
+    def input_files(self, index: int) -> list[Path]:
+        """The files image `index` is read from (image, masks, annotation file): what its result is
+        computed from, checked when a run resumes (engine/inputs.py). Readers that know their files
+        say so without decoding; this fallback builds the sample."""
+        sample = self.get(index)
+        return [p for p in (getattr(sample, "path", None), self.annotation_file) if p is not None]
+
     @abstractmethod
     def __len__(self) -> int: ...
 

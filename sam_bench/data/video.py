@@ -42,6 +42,16 @@ class VideoSample:
     annotated: list[int]  # frame indices with ground truth (all frames in DAVIS; every 4th at 24 fps in SA-V)
     load_annotation: Callable[[int], np.ndarray]  # annotated frame index -> (H, W) int32 object ids, 0 background
     extra: dict[str, Any] = field(default_factory=dict)  # reader detail (e.g. SA-V's per-object file layout)
+    # annotated frame index -> {object id: (H, W) bool}: per-object ground truth where objects may
+    # overlap (SA-V's one PNG per object); None: split `load_annotation`'s id map
+    load_objects: Optional[Callable[[int], dict[int, np.ndarray]]] = None
+
+    def object_masks(self, frame: int) -> dict[int, np.ndarray]:
+        """Each object's ground-truth mask on an annotated frame (empty where it is absent)."""
+        if self.load_objects is not None:
+            return self.load_objects(frame)
+        ids = self.load_annotation(frame)
+        return {k: ids == k for k in self.objects}
 
     @property
     def image_id(self) -> str:  # the runner's item key

@@ -5,7 +5,8 @@ Each rank appends one JSON line per finished image to `progress/part-<rank>.json
 A run killed mid-line leaves at most one partial last line; that line, or any line damaged
 otherwise, is dropped with a warning naming the file and line on the next start, so only that
 image is redone and every other finished image is kept. Rank 0 merges all parts (of any
-earlier world size) before computing metrics.
+earlier world size) before computing metrics. Each record also keeps the identity of the files the
+image was computed from (engine/inputs.py), so a changed image is redone on resume.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ class ProgressStore:
     def __init__(self, work_dir: Path, rank: int | str = 0) -> None:
         self.dir = work_dir / "progress"
         self.rank = rank  # a torchrun rank, or a shard's name
+        self.inputs: dict[str, Any] = {}  # image id -> its input files' identities, filled by load()
 
     def _parts(self) -> list[Path]:
         return sorted(self.dir.glob("part-*.jsonl"))
@@ -32,10 +34,20 @@ class ProgressStore:
     def load(self) -> dict[str, ImageResult]:
         """Every readable record of every rank; damaged lines are dropped (that image is redone)."""
         results: dict[str, ImageResult] = {}
+        self.inputs = {}
         for part in self._parts():
             for _, rec in _records(part):
                 results[rec["image_id"]] = ImageResult(rec["image_id"], rec["rows"], rec["payload"])
+                self.inputs[rec["image_id"]] = rec.get("inputs")
         return results
+
+    def drop(self, image_ids: set[str]) -> None:
+        """Remove the records of `image_ids` from every part (before any rank appends): they are redone."""
+        for part in self._parts():
+            records = list(_records(part, warn=False))
+            kept = [line for line, rec in records if rec["image_id"] not in image_ids]
+            if len(kept) != len(records):
+                atomic_write(part, lambda f: f.writelines(kept))
 
     def open_for_append(self) -> "_Appender":
         """This rank's part file, rewritten without a partial or damaged record if it has one."""
@@ -73,9 +85,10 @@ class _Appender:
     def __init__(self, path: Path) -> None:
         self.file = open(path, "a")
 
-    def append(self, result: ImageResult) -> None:
-        self.file.write(json.dumps({"image_id": result.image_id, "rows": result.rows,
-                                    "payload": result.payload}, default=jsonable) + "\n")
+    def append(self, result: ImageResult, inputs: dict[str, Any] | None = None) -> None:
+        """One finished image and the identities of the files it was computed from."""
+        self.file.write(json.dumps({"image_id": result.image_id, "rows": result.rows, "payload": result.payload,
+                                    "inputs": inputs}, default=jsonable) + "\n")
         self.file.flush()
         os.fsync(self.file.fileno())
 

@@ -28,6 +28,7 @@ from .backends import declare_backend, import_backend
 from .base import PromptableSegmenter
 from .details import model_details
 from .args import convert_model_args, to_bool
+from .hf_video import VIDEO_FAMILIES, HFVideoSegmenter
 from .sam import default_batch_size
 
 declare_backend("hf", "transformers", "transformers", "hf")
@@ -165,9 +166,10 @@ def load_hf(directory: str | Path) -> tuple[torch.nn.Module, object, str]:
         architectures = json.loads(config_path.read_text()).get("architectures") or []
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{config_path}: not valid JSON ({exc})") from None
-    class_name = next((a for a in architectures if a in FAMILIES), None)
+    known = [*FAMILIES, *VIDEO_FAMILIES]
+    class_name = next((a for a in architectures if a in known), None)
     if class_name is None:
-        raise CheckpointError(f"{config_path}: architectures {architectures} has none of {', '.join(FAMILIES)}")
+        raise CheckpointError(f"{config_path}: architectures {architectures} has none of {', '.join(known)}")
     transformers = import_backend("hf")
     transformers.utils.logging.disable_progress_bar()  # per-tensor loading bars flood run logs
     try:
@@ -191,10 +193,12 @@ def _size_name(model: torch.nn.Module) -> str:
     return f"{cfg.model_type} width {width} depth {depth}"
 
 
-@MODELS.register("hf", help="transformers SamModel / SamHQModel / Sam2Model / Sam3TrackerModel from a local "
-                            "save_pretrained directory (--checkpoint DIR; --model-args hq_token_only=true)")
+@MODELS.register("hf", help="transformers SamModel / SamHQModel / Sam2Model / Sam3TrackerModel (images) or "
+                            "Sam2VideoModel / Sam3TrackerVideoModel (video) from a local save_pretrained directory "
+                            "(--checkpoint DIR; --model-args hq_token_only=true)")
 def build_hf_model(checkpoint: str | None = None, device: torch.device = torch.device("cpu"),
-                   precision: str = "fp32", batch_size: int | None = None, **model_args: str) -> HFSegmenter:
+                   precision: str = "fp32", batch_size: int | None = None,
+                   **model_args: str) -> HFSegmenter | HFVideoSegmenter:
     hq_token_only = convert_model_args("hf", model_args, {"hq_token_only": (to_bool, False)})["hq_token_only"]
     if not checkpoint:
         raise ConfigError("model 'hf' needs --checkpoint DIR (a local save_pretrained directory)")
@@ -202,9 +206,12 @@ def build_hf_model(checkpoint: str | None = None, device: torch.device = torch.d
     if hq_token_only and class_name != "SamHQModel":
         raise ConfigError(f"model 'hf': hq_token_only applies to SamHQModel only, {checkpoint} is {class_name}")
     sha = _weights_sha256(Path(checkpoint))
+    family = VIDEO_FAMILIES.get(class_name) or FAMILIES[class_name].family
+    info = ModelInfo("hf", untrained=False, details=model_details(
+        family, _size_name(model), model, str(checkpoint), sha, model_class=class_name))
+    if class_name in VIDEO_FAMILIES:
+        return HFVideoSegmenter(model, processor, info, device, precision)
     # Preprocessing is part of the embedding's identity: the processor's settings join the weights hash.
     preprocessing = hashlib.sha256(processor.image_processor.to_json_string().encode()).hexdigest()[:16]
-    info = ModelInfo("hf", untrained=False, details=model_details(
-        FAMILIES[class_name].family, _size_name(model), model, str(checkpoint), sha, model_class=class_name))
     return HFSegmenter(model, processor, class_name, info, f"{sha}|{preprocessing}", device, precision,
                        batch_size, hq_token_only=hq_token_only)

@@ -11,6 +11,9 @@ Low-res logits: the predictor clamps the copy it returns to +-32 but makes the f
 the unclamped logits. Decoded keeps the unclamped logits (so upsample gives the predictor's masks)
 and decode clamps mask inputs to +-32 (so feeding them back equals feeding the predictor's copy).
 Sam2Segmenter also serves SAM 3's interactive path (sam3_model.py), which reuses this predictor code.
+
+The registered `sam2` model (Sam2Model) is both a PromptableSegmenter and a VideoSegmenter: one
+checkpoint, one set of weights; `open_video` drives sam2's SAM2VideoPredictor (sam2_video.py).
 """
 from __future__ import annotations
 
@@ -26,11 +29,14 @@ from ..core.device import autocast
 from ..core.types import Decoded, ImageEmbedding, ModelInfo, Prompts
 from ..errors import CheckpointError, ConfigError
 from ..registry import MODELS
+from ..data.video import VideoFrames
 from .base import PromptableSegmenter
 from .args import convert_model_args, to_bool
 from .backends import import_backend
 from .details import model_details
 from .sam import default_batch_size
+from .sam2_video import Sam2VideoOptions, Sam2VideoSession, build_video_predictor, frame_mode
+from .video import VideoSegmenter
 
 LOGIT_CLAMP = 32.0  # SAM2ImagePredictor._predict clamps the low-res logits it returns
 # Hiera trunk (patch-embed width, number of blocks) -> config size suffix of the released models.
@@ -186,16 +192,45 @@ class Sam2Segmenter(PromptableSegmenter):
         return self.transforms.postprocess_masks(low_res_logits.to(self.device), embedding.original_size)
 
 
-@MODELS.register("sam2", help="SAM 2 / 2.1 from an official checkpoint (sam2.1_hiera_*.pt; package sam2); "
-                              "--model-args config=configs/sam2.1/sam2.1_hiera_t.yaml,apply_postprocessing=true")
+class Sam2Model(Sam2Segmenter, VideoSegmenter):
+    """SAM 2 / 2.1: the image predictor's path (Sam2Segmenter) and sam2's video predictor, built on
+    first use from the same config and sharing the image model's weights."""
+
+    def __init__(self, model: torch.nn.Module, config: str, video_options: Sam2VideoOptions, info: ModelInfo,
+                 weights_sha256: str, device: torch.device, precision: str = "fp32",
+                 batch_size: int | None = None) -> None:
+        super().__init__(model, info, weights_sha256, device, precision, batch_size)
+        self.config, self.video_options = config, video_options
+        self._video_predictor: torch.nn.Module | None = None
+
+    def open_video(self, frames: VideoFrames) -> Sam2VideoSession:
+        if self._video_predictor is None:
+            self._video_predictor = build_video_predictor(self.model, self.config, self.video_options, self.device)
+        return Sam2VideoSession(self._video_predictor, frames, self.video_options, self.device, self.precision)
+
+
+MODEL_ARGS = {
+    "config": (str, None), "apply_postprocessing": (to_bool, True),
+    # video predictor (sam2_video.py)
+    "vos_optimized": (to_bool, False), "video_postprocessing": (to_bool, False), "frames": (frame_mode, "lazy"),
+    "offload_video_to_cpu": (to_bool, False), "offload_state_to_cpu": (to_bool, False),
+}
+
+
+@MODELS.register("sam2", help="SAM 2 / 2.1 from an official checkpoint (sam2.1_hiera_*.pt; package sam2), images and "
+                              "video; --model-args config=configs/sam2.1/sam2.1_hiera_t.yaml,apply_postprocessing=true; "
+                              "video: vos_optimized, video_postprocessing, frames=lazy|folder|async, "
+                              "offload_video_to_cpu, offload_state_to_cpu")
 def build_sam2_model(checkpoint: str | None = None, device: torch.device = torch.device("cpu"),
-                     precision: str = "fp32", batch_size: int | None = None, **model_args: object) -> Sam2Segmenter:
-    args = convert_model_args("sam2", model_args, {"config": (str, None), "apply_postprocessing": (to_bool, True)})
+                     precision: str = "fp32", batch_size: int | None = None, **model_args: object) -> Sam2Model:
+    args = convert_model_args("sam2", model_args, MODEL_ARGS)
     if not checkpoint:
         raise ConfigError("model 'sam2' needs --checkpoint PATH (e.g. sam2.1_hiera_large.pt)")
     model, config = load_sam2(checkpoint, args["config"], args["apply_postprocessing"])
+    video = Sam2VideoOptions(args["vos_optimized"], args["video_postprocessing"], args["frames"],
+                             args["offload_video_to_cpu"], args["offload_state_to_cpu"])
     sha = file_sha256(Path(checkpoint))
     info = ModelInfo("sam2", untrained=False, details=model_details(
         "sam2", Path(config).stem, model, str(checkpoint), sha, config=config,
         apply_postprocessing=args["apply_postprocessing"]))
-    return Sam2Segmenter(model, info, sha, device, precision, batch_size)
+    return Sam2Model(model, config, video, info, sha, device, precision, batch_size)

@@ -17,8 +17,10 @@ import numpy as np
 from ..data.video import VideoFrames
 from .base import Model
 
-#: frame index -> {object id: (H, W) bool mask at the video's resolution}
+#: {object id: (H, W) bool mask at the video's resolution} on one frame
 FrameMasks = dict[int, np.ndarray]
+#: {object id: (H, W) float32 mask logits at the video's resolution} on one frame; mask = logits > 0
+FrameLogits = dict[int, np.ndarray]
 
 
 class VideoSession(ABC):
@@ -39,12 +41,29 @@ class VideoSession(ABC):
         """box: (4,) x0 y0 x1 y1 in frame pixels."""
 
     @abstractmethod
+    def propagate_logits(self, start_frame: Optional[int] = None, reverse: bool = False,
+                         max_frames: Optional[int] = None) -> Iterator[tuple[int, FrameLogits]]:
+        """(frame index, logits per object) for each frame tracked, in tracking order, with the
+        arguments of SAM2VideoPredictor.propagate_in_video: from `start_frame` (default: the earliest
+        prompted frame), forward or `reverse`, over at most `max_frames` + 1 frames. Objects come in
+        the order they were first prompted (SAM 2's object index order). Logits, not masks, because
+        combining objects into one label map needs scores: tools/vos_inference.py keeps, per pixel,
+        only the highest-scoring object (ties: the first in that order) before thresholding at 0."""
+
     def propagate(self, start_frame: Optional[int] = None, reverse: bool = False,
                   max_frames: Optional[int] = None) -> Iterator[tuple[int, FrameMasks]]:
         """(frame index, masks per object) for each frame tracked, in tracking order."""
+        for frame, logits in self.propagate_logits(start_frame, reverse, max_frames):
+            yield frame, {obj: scores > 0 for obj, scores in logits.items()}
 
     def close(self) -> None:
         """Release the video's state (frames, memory bank)."""
+
+    def __enter__(self) -> "VideoSession":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 class VideoSegmenter(Model):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import cv2
 import numpy as np
@@ -58,7 +58,9 @@ class EdgesOptions:
     max_dist: float = 0.0075  # fraction of the image diagonal
     thinning: bool = True
     match_seed: int = 1  # reseed pyEdgeEval's matcher before each match (0: unseeded, not reproducible)
-    workers: int = 0  # evaluation processes (0: all cores); never changes a number
+    eval_workers: int = 0  # scoring processes (0: all cores); never changes a number
+    # `workers` was this option's name; it is the run's image-loading flag (--workers) too.
+    renamed: ClassVar[dict[str, str]] = {"workers": "eval_workers"}
 
 
 @TASKS.register("edges", help="zero-shot edge detection on BSDS500: ODS/OIS/AP/R50 (Table 3)")
@@ -94,7 +96,7 @@ class EdgesTask(Task):
         import pyEdgeEval
 
         options = asdict(self.options)
-        options.pop("workers")  # how many processes evaluate is not a protocol choice
+        options.pop("eval_workers")  # how many processes evaluate is not a protocol choice
         return {**options, "amg": self.amg_settings, "evaluator": f"pyEdgeEval {pyEdgeEval.__version__}",
                 "note": "mask settings apply to promptable segmenters; edge detectors give finished maps"}
 
@@ -168,7 +170,7 @@ class EdgesTask(Task):
                  for r in results]
         self.stats = EvalStats()
         with ctx.timed("edge_eval"):
-            counts = evaluate_counts(items, self.params, self.options.workers,
+            counts = evaluate_counts(items, self.params, self.options.eval_workers,
                                      cache_dir=ctx.out_dir / "eval_cache", progress=True, stats=self.stats)
         self.summary = summarize(counts, self.params.threshold_values())
         # items.csv: per-image F at the dataset's ODS threshold needs every image, so rows are
@@ -190,7 +192,7 @@ class EdgesTask(Task):
         atomic_write(ctx.out_dir / "pr_curve.csv", lambda f: curve.to_csv(f, index=False))
         label = f"{ctx.model.info.label} on {ctx.dataset.name}"
         atomic_write(ctx.out_dir / "pr_curve.png", lambda f: plot_pr_curve(s, label, f), mode="wb")
-        write_json(ctx.out_dir / "edge_eval.json", asdict(self.stats))
+        write_json(ctx.out_dir / "edge_eval.json", {**asdict(self.stats), "eval_workers": self.options.eval_workers})
 
     @classmethod
     def report_section(cls, entries: list[ReportEntry]) -> str:
@@ -230,7 +232,9 @@ def eval_note(task_dir: Path) -> str:
     """How long the evaluation took, from edge_eval.json (absent in older results)."""
     try:
         st = json.loads((task_dir / "edge_eval.json").read_text())
-        return (f"; evaluation {st['wall_seconds']:.0f} s wall with {st['workers']} processes, "
+        asked = st.get("eval_workers")
+        used = f" (--eval-workers {asked}{': all cores' if asked == 0 else ''})" if asked is not None else ""
+        return (f"; evaluation {st['wall_seconds']:.0f} s wall with {st['workers']} processes{used}, "
                 f"{st['cpu_seconds']:.0f} CPU s, {st['maps_evaluated']}/{st['maps_total']} distinct thresholded maps")
     except (OSError, ValueError, KeyError, TypeError):
         return ""

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, ClassVar, Optional
 
 import numpy as np
 import pandas as pd
@@ -51,6 +51,7 @@ class InstancesOptions:
     score: str = "detector"  # detector | predicted_iou | detector_x_predicted_iou
     max_dets: Optional[int] = None  # None: the official 100 per image and category (COCO) / 300 per image (LVIS)
     box_source: Optional[str] = None  # label of the boxes, e.g. ViTDet-H; default: `detect`'s note, else the file name
+    path_options: ClassVar[tuple[str, ...]] = ("detections",)  # made absolute before they are recorded
 
 
 def _box_source(entry: ReportEntry) -> str:

@@ -85,6 +85,29 @@ class BinaryMaskDataset(IndexedDataset):
     def image_path(self, index: int) -> Path:
         return self._images[index]
 
+    def annotation_paths(self, index: int) -> list[Path]:
+        return list(self._masks[index])
+
+    def encoding_problem(self, path: Path, values: np.ndarray, void: np.ndarray) -> Optional[str]:
+        """What is wrong when a mask has set pixels but none in the declared foreground (a 0/1 mask,
+        or palette indices, where the dataset declares 0/255): read as declared, it is empty."""
+        if ((values > self.threshold) & ~void).any() or not ((values != 0) & ~void).any():
+            return None
+        found = np.unique(values)
+        shown = ", ".join(map(str, found[:6])) + (", ..." if len(found) > 6 else "")
+        declared = f"foreground > {self.threshold}" + (f", void {self.void_value}" if self.void_value is not None else "")
+        return (f"{path}: mask values {{{shown}}} do not match the declared encoding ({declared}); "
+                "read as declared it is empty (a 0/1 or palette-index mask?)")
+
+    def check_encoding(self, index: int) -> list[str]:
+        """The encoding problems of image `index`'s masks (reads only the mask files; `data check`)."""
+        problems = []
+        for path in self._masks[index]:
+            values = read_mask_values(path)
+            void = values == self.void_value if self.void_value is not None else np.zeros(values.shape, bool)
+            problems += [p for p in [self.encoding_problem(path, values, void)] if p]
+        return problems
+
     def object_counts(self) -> list[int]:
         return [len(m) for m in self._masks]
 
@@ -98,7 +121,9 @@ class BinaryMaskDataset(IndexedDataset):
                 raise DataError(f"{path}: size {values.shape} differs from the image's other masks {shape}")
             shape = values.shape
             void = values == self.void_value if self.void_value is not None else np.zeros(shape, bool)
-            objects.append(ObjectAnnotation(object_id=path.stem, mask=(values > self.threshold) & ~void))
+            problem = self.encoding_problem(path, values, void)
+            objects.append(ObjectAnnotation(object_id=path.stem, mask=(values > self.threshold) & ~void,
+                                            extra={"encoding_problem": problem} if problem else {}))
             voids.append(void)
         assert shape is not None
         path = self._images[index]

@@ -82,6 +82,9 @@ class BSDS500Dataset(IndexedDataset):
                 return path
         return self.image_dir / f"{stem}.jpg"
 
+    def annotation_paths(self, index: int) -> list[Path]:
+        return [self.gt_dir / f"{self._ids[index]}.mat"]
+
     def get(self, index: int) -> ImageSample:
         self._check_index(index)
         stem = self._ids[index]

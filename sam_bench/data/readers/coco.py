@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import functools
 import json
-from collections import defaultdict
+import logging
+from collections import Counter, defaultdict
 from pathlib import Path, PurePosixPath
 from typing import Any, Optional
 
@@ -20,9 +21,10 @@ from ...errors import ConfigError, DataError
 from ...registry import READERS
 from ..images import read_rgb
 from ..types import CocoImage, ImageSample, ObjectAnnotation
-from .common import IndexedDataset, decode_segmentation, optional_ignore, require_file, union
+from .common import IndexedDataset, check_xywh, decode_segmentation, optional_ignore, require_file, union
 
 CROWD_MODES = ("ignore", "drop", "keep")
+log = logging.getLogger(__name__)
 
 
 def image_relpath(image: dict[str, Any]) -> str:
@@ -77,9 +79,26 @@ class CocoDataset(IndexedDataset):
         if len(set(self._ids)) != len(self._ids):
             repeated = sorted({i for i in self._ids if self._ids.count(i) > 1})
             raise DataError(f"{self.annotation_file}: image ids are not unique: {', '.join(repeated[:10])}")
+        self._warn_unmatched(data["annotations"])
         self.is_lvis = any("frequency" in c for c in self.categories)
         self.metadata = {"annotation_file": str(self.annotation_file), "image_dir": str(self.image_dir),
                          "crowd": crowd, "format": "lvis" if self.is_lvis else "coco"}
+
+    def _warn_unmatched(self, annotations: list[dict[str, Any]]) -> None:
+        """Annotations no image can show and repeated annotation ids: counted, warned, not fatal
+        (released files have both); the first are never scored, the second are kept as they are."""
+        images = {im.get("id") for im in self._images if isinstance(im, dict)}
+        orphans = [ann_image for ann_image in self._anns if ann_image not in images]
+        if orphans:
+            log.warning("%s: %d annotations name %d image ids that are not in 'images' (e.g. %s); they are ignored",
+                        self.annotation_file, sum(len(self._anns[i]) for i in orphans), len(orphans),
+                        ", ".join(map(str, orphans[:5])))
+        seen = Counter(ann.get("id") for ann in annotations if ann.get("id") is not None)
+        repeated = sorted((i for i, n in seen.items() if n > 1), key=str)
+        if repeated:
+            log.warning("%s: %d annotation ids are used more than once (%d annotations, e.g. %s)",
+                        self.annotation_file, len(repeated), sum(seen[i] for i in repeated),
+                        ", ".join(map(str, repeated[:5])))
 
     def object_counts(self) -> list[int]:
         counts = []
@@ -121,7 +140,7 @@ class CocoDataset(IndexedDataset):
             if iscrowd and self.crowd == "ignore":
                 crowd_masks.append(mask)
                 continue
-            objects.append(self._object(ann, mask, iscrowd))
+            objects.append(self._object(ann, mask, iscrowd, ann_where))
         ignore = None
         if crowd_masks:
             ignore = optional_ignore(union(crowd_masks, (height, width))
@@ -132,11 +151,11 @@ class CocoDataset(IndexedDataset):
         return ImageSample(image_id=self._ids[index], load_image=functools.partial(read_rgb, path),
                            height=height, width=width, objects=objects, ignore=ignore, path=path, coco=coco)
 
-    def _object(self, ann: dict[str, Any], mask: np.ndarray, iscrowd: int) -> ObjectAnnotation:
+    def _object(self, ann: dict[str, Any], mask: np.ndarray, iscrowd: int, where: str) -> ObjectAnnotation:
         cat = self._category_by_id.get(ann.get("category_id"), {})
         box: Optional[tuple[float, float, float, float]] = None
-        if isinstance(ann.get("bbox"), (list, tuple)) and len(ann["bbox"]) == 4:
-            x, y, w, h = (float(v) for v in ann["bbox"])
+        if ann.get("bbox") is not None:  # the same check as a detections file's boxes
+            x, y, w, h = check_xywh(ann["bbox"], where)
             box = (x, y, x + w, y + h)
         extra: dict[str, Any] = {"iscrowd": iscrowd, "annotation_id": ann.get("id")}
         if "frequency" in cat:

@@ -1,6 +1,7 @@
 """Helpers shared by the format readers: a lazy dataset base, file pairing, RLE decoding."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Iterable, Optional, Sequence
 
@@ -38,6 +39,17 @@ class IndexedDataset(Dataset):
     def image_path(self, index: int) -> Path:
         """Where image `index` should be, without loading it (used by `data check`)."""
         raise NotImplementedError
+
+    def input_files(self, index: int) -> list[Path]:
+        try:
+            image = self.image_path(index)
+        except NotImplementedError:
+            return super().input_files(index)
+        return [image, *self.annotation_paths(index)]
+
+    def annotation_paths(self, index: int) -> list[Path]:
+        """The annotation files of image `index` (default: the dataset's one annotation file)."""
+        return [self.annotation_file] if self.annotation_file else []
 
     def _check_index(self, index: int) -> None:
         if not 0 <= index < len(self._ids):
@@ -90,25 +102,43 @@ def pair_files(root: Path, images: str, annotations: str, image_suffix: str | li
     return pairs
 
 
-def decode_segmentation(segmentation: Any, height: int, width: int, where: str) -> np.ndarray:
-    """COCO segmentation (polygon list, uncompressed or compressed RLE) -> (H, W) bool mask."""
+def segmentation_rle(segmentation: Any, height: int, width: int, where: str) -> dict[str, Any]:
+    """COCO segmentation (polygon list, uncompressed or compressed RLE) -> pycocotools RLE, the
+    conversion of pycocotools' `COCO.annToRLE` (what COCO-style evaluators compute IoU on)."""
     try:
         if isinstance(segmentation, list):  # polygons: one RLE per part, merged
-            rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
-        elif isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), list):
-            rle = mask_utils.frPyObjects(segmentation, height, width)  # uncompressed RLE
-        elif isinstance(segmentation, dict) and "counts" in segmentation:
+            return mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
+        if isinstance(segmentation, dict) and isinstance(segmentation.get("counts"), list):
+            return mask_utils.frPyObjects(segmentation, height, width)  # uncompressed RLE
+        if isinstance(segmentation, dict) and "counts" in segmentation:
             counts = segmentation["counts"]
-            rle = {"size": segmentation["size"],
-                   "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
-        else:
-            raise ValueError("not a polygon list or an RLE dict")
+            return {"size": [int(v) for v in segmentation["size"]],
+                    "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+        raise ValueError("not a polygon list or an RLE dict")
+    except (ValueError, TypeError, KeyError, IndexError, UnicodeEncodeError) as exc:
+        raise DataError(f"{where}: cannot decode segmentation: {exc}") from None
+
+
+def decode_segmentation(segmentation: Any, height: int, width: int, where: str) -> np.ndarray:
+    """COCO segmentation (polygon list, uncompressed or compressed RLE) -> (H, W) bool mask."""
+    rle = segmentation_rle(segmentation, height, width, where)
+    try:
         mask = mask_utils.decode(rle)
     except (ValueError, TypeError, KeyError, IndexError) as exc:
         raise DataError(f"{where}: cannot decode segmentation: {exc}") from None
     if mask.shape[:2] != (height, width):
         raise DataError(f"{where}: mask size {mask.shape[:2]} differs from image size {(height, width)}")
     return mask.astype(bool)
+
+
+def check_xywh(box: Any, where: str) -> tuple[float, float, float, float]:
+    """A COCO box [x, y, w, h] of finite numbers with w, h >= 0 (annotations and detection files
+    alike); DataError naming `where` otherwise (a NaN box would otherwise surface as NaN logits)."""
+    finite = isinstance(box, (list, tuple)) and len(box) == 4 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in box)
+    if not finite or box[2] < 0 or box[3] < 0:
+        raise DataError(f"{where}: bbox must be [x, y, w, h] with finite numbers and w, h >= 0; got {box!r}")
+    return float(box[0]), float(box[1]), float(box[2]), float(box[3])
 
 
 def union(masks: Iterable[np.ndarray], shape: tuple[int, int]) -> np.ndarray:

@@ -52,6 +52,10 @@ class ConcatDataset(IndexedDataset):
         k, i = self._index[index]
         return self.parts[k][1].image_path(i)  # type: ignore[attr-defined]
 
+    def input_files(self, index: int) -> list[Path]:
+        k, i = self._index[index]
+        return self.parts[k][1].input_files(i)
+
     def get(self, index: int) -> ImageSample:
         self._check_index(index)
         k, i = self._index[index]

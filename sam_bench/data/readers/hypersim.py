@@ -71,6 +71,9 @@ class HypersimDataset(IndexedDataset):
     def image_path(self, index: int) -> Path:
         return self._pairs[index][0]
 
+    def annotation_paths(self, index: int) -> list[Path]:
+        return [self._pairs[index][1]]
+
     def get(self, index: int) -> ImageSample:
         self._check_index(index)
         image, hdf5 = self._pairs[index]

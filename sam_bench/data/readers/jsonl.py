@@ -57,6 +57,9 @@ class JsonlDataset(IndexedDataset):
     def object_counts(self) -> list[int]:
         return [len(e.get("objects", [])) for e in self._lines]
 
+    def annotation_paths(self, index: int) -> list[Path]:
+        return [self.manifest]
+
     def image_path(self, index: int) -> Path:
         return self.base / self._lines[index]["image"]
 

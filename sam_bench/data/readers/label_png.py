@@ -66,6 +66,9 @@ class _LabelPngDataset(IndexedDataset):
     def image_path(self, index: int) -> Path:
         return self._images[index]
 
+    def annotation_paths(self, index: int) -> list[Path]:
+        return [self._labels[index]]
+
     def object_counts(self) -> list[int]:
         if self._counts is None:
             self._counts = [self._count(self._read(i)) for i in range(len(self))]

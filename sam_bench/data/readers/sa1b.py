@@ -62,6 +62,9 @@ class SA1BDataset(IndexedDataset):
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise DataError(f"{path}: not an SA-1B annotation json ({type(exc).__name__}: {exc})") from None
 
+    def annotation_paths(self, index: int) -> list[Path]:
+        return [self._pairs[index][1]]
+
     def object_counts(self) -> list[int]:
         return [len(self._load(i)["annotations"]) for i in range(len(self))]
 

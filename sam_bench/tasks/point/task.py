@@ -174,8 +174,10 @@ class PointTask(Task):
             (targets if clickable.any() else skipped).append(obj)
         payload: dict[str, Any] = {"objects": [], "skipped": [o.object_id for o in skipped]}
         if skipped:
-            log.warning("%s image %s: skipping %d object(s) with no clickable pixel (empty or void-only mask): %s",
-                        ctx.dataset.name, sample.image_id, len(skipped), ", ".join(str(o.object_id) for o in skipped))
+            found = "".join(f"; {o.extra['encoding_problem']}" for o in skipped if o.extra.get("encoding_problem"))
+            log.warning("%s image %s: skipping %d object(s) with no clickable pixel (empty or void-only mask): %s%s",
+                        ctx.dataset.name, sample.image_id, len(skipped), ", ".join(str(o.object_id) for o in skipped),
+                        found)
         if not targets:
             return ImageResult(sample.image_id, [], payload)
         image = sample.load_image()

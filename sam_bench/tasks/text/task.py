@@ -15,7 +15,7 @@ import functools
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Optional, Protocol, Sequence
+from typing import Any, ClassVar, Optional, Protocol, Sequence
 
 import numpy as np
 import pandas as pd
@@ -66,6 +66,7 @@ class TextOptions:
     phrases: str = "auto"  # auto | categories | expressions
     candidates: str = "amg"  # amg | detector
     detections: Optional[str] = None  # COCO results json (text-conditioned detector), for candidates=detector
+    path_options: ClassVar[tuple[str, ...]] = ("clip_checkpoint", "detections")  # made absolute before they are recorded
     detector_class_aware: bool = True  # a category phrase only considers boxes of its category
     detector_min_score: float = 0.0
     rank_by: str = "clip"  # clip | detector (detector candidates: trust the detector's score instead)

@@ -1,0 +1,39 @@
+"""Short real clips for the video fidelity tests: a few frames of ../shared/data's DAVIS sample
+copied into a temporary folder (sam2's init_state reads a whole folder), as VideoFrames."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from sam_bench.data.video import VideoFrames
+
+
+def clip(source: Path, frames: list[str], into: Path) -> VideoFrames:
+    """Frames `source/<name>.jpg` copied to `into` (a folder of exactly these frames)."""
+    into.mkdir(parents=True, exist_ok=True)
+    paths = [Path(shutil.copy(source / f"{name}.jpg", into)) for name in frames]
+    width, height = Image.open(paths[0]).size
+    return VideoFrames(names=list(frames), paths=paths, height=height, width=width,
+                       load=lambda i: np.array(Image.open(paths[i]).convert("RGB")), folder=into)
+
+
+def label_map(path: Path) -> np.ndarray:
+    """A palette PNG annotation: (H, W) object ids."""
+    return np.asarray(Image.open(path))
+
+
+def box_of(mask: np.ndarray) -> np.ndarray:
+    ys, xs = np.nonzero(mask)
+    return np.array([xs.min(), ys.min(), xs.max(), ys.max()], dtype=np.float32)
+
+
+def inside_point(mask: np.ndarray) -> np.ndarray:
+    """(1, 2) x, y of a pixel deep inside the mask (its distance-transform maximum)."""
+    import cv2
+
+    distance = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
+    y, x = np.unravel_index(np.argmax(distance), distance.shape)
+    return np.array([[x, y]], dtype=np.float32)
