@@ -8,7 +8,7 @@ from .data.synthetic import generate
 from .errors import SamBenchError
 from .reporting.writer import write_report
 from .suite_runner import SuiteSettings, run_suite, summary_lines
-from .tasks.text.clip import write_tiny_clip
+from .detect.clip import write_tiny_clip
 
 
 def run_demo(out: str | Path = "results/demo", device: str = "auto", n_images: int = 4) -> Path:

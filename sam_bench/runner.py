@@ -211,7 +211,7 @@ def evaluate_images(r: OpenRun, store: ProgressStore, inputs: InputFiles, positi
                    disable=not show or None, dynamic_ncols=True)
         eta = EtaLog(label, len(positions), enabled=show)
         for index, sample in zip(positions, bar):
-            computed_from = inputs.identity(r.dataset.input_files(index))
+            computed_from = inputs.identity(r.task.input_files(r.dataset, index))
             with r.ctx.timed("evaluate"):
                 result = r.task.evaluate_image(r.ctx, sample)
             appender.append(result, computed_from)

@@ -85,6 +85,43 @@ class Reference:
         return self.processor.post_process_masks(out.pred_masks, *sizes, binarize=binarize)[0][0]
 
 
+def clip_tokenizer():
+    """CLIP's own BPE tokenizer (SAM 3's and OWLv2's) as a transformers CLIPTokenizer, built offline from
+    the vocabulary file open_clip ships: byte units, the same with the end-of-word mark, the merges,
+    then the two special tokens (CLIP's construction)."""
+    import gzip
+    from pathlib import Path
+
+    import open_clip
+    import transformers as T
+    from open_clip.tokenizer import bytes_to_unicode
+
+    lines = gzip.open(Path(open_clip.__file__).parent / "bpe_simple_vocab_16e6.txt.gz").read().decode().split("\n")
+    merges = [tuple(m.split()) for m in lines[1:49152 - 256 - 2 + 1]]
+    units = list(bytes_to_unicode().values())
+    vocab = units + [u + "</w>" for u in units] + ["".join(m) for m in merges] + ["<|startoftext|>", "<|endoftext|>"]
+    return T.CLIPTokenizer(vocab={v: i for i, v in enumerate(vocab)}, merges=merges)
+
+
+def tiny_sam3_concepts(image_size: int = 336):
+    """A small random transformers Sam3Model (ViT 32 wide, one layer per transformer stack, 20 queries) at a
+    smaller input size, with its processor; the feature sizes follow the input (patch 14, scales 4/2/1)."""
+    import transformers as T
+
+    torch.manual_seed(7)
+    grid = image_size // 14
+    vit = T.Sam3ViTConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+                          global_attn_indexes=[1], image_size=image_size, window_size=grid // 2)
+    vision = T.Sam3VisionConfig(backbone_config=vit, backbone_feature_sizes=[[4 * grid] * 2, [2 * grid] * 2, [grid] * 2])
+    text = dict(hidden_size=32, intermediate_size=64, projection_dim=32, num_hidden_layers=1, num_attention_heads=2)
+    config = T.Sam3Config(vision_config=vision, text_config=text, detr_encoder_config=dict(num_layers=1),
+                          detr_decoder_config=dict(num_layers=1, num_queries=20),
+                          geometry_encoder_config=dict(num_layers=1))
+    model = T.Sam3Model(config).eval()
+    processor = T.Sam3Processor(T.Sam3ImageProcessor(size={"height": image_size, "width": image_size}), clip_tokenizer())
+    return model, processor
+
+
 def tiny_hf_video(class_name: str):
     """A small random transformers video tracker (`Sam2VideoModel` or `Sam3TrackerVideoModel`) at a
     256 / 224 input (16x16 memory tokens: fast on CPU), with its processor. Random heads say "no

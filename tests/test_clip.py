@@ -11,7 +11,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sam_bench.tasks.text.clip import (CONFIG_NAME, TINY_CLIP_CONFIG, ClipScorer, crop_window, load_clip, mask_crops,
+from sam_bench.detect.clip import (CONFIG_NAME, TINY_CLIP_CONFIG, ClipScorer, crop_window, load_clip, mask_crops,
                             square_boxes, write_tiny_clip)
 from sam_bench.errors import CheckpointError, ConfigError
 

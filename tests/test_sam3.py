@@ -104,3 +104,18 @@ def test_batched_decode_equals_predict_inst(setup, multimask):
             assert np.abs(decoded.low_res_logits[i].clamp(-32, 32).numpy() - low).max() <= TOL, kind
             assert np.abs(decoded.iou_predictions[i].numpy() - iou).max() <= TOL, kind
             assert np.abs(full[i].numpy() - masks).max() <= TOL, kind  # holes filled as predict_inst does
+
+
+def test_video_is_refused_in_one_line(setup, tmp_path):
+    """sam3's tracker is CUDA-only: `sam3` is a VideoSegmenter (no silent per-frame baseline) whose
+    open_video names what is missing and the alternative."""
+    from sam_bench.data.video import VideoFrames
+    from sam_bench.errors import ConfigError
+    from sam_bench.models.video import VideoSegmenter
+    from sam_bench.models.video_baseline import as_video_segmenter
+
+    segmenter = setup[0]
+    assert isinstance(segmenter, VideoSegmenter) and as_video_segmenter(segmenter) is segmenter
+    frames = VideoFrames(["0"], [tmp_path / "0.jpg"], 8, 8, lambda i: np.zeros((8, 8, 3), np.uint8))
+    with pytest.raises(ConfigError, match=r"needs CUDA .* this run's device is cpu; for SAM 3 tracking use --model hf"):
+        segmenter.open_video(frames)

@@ -22,8 +22,8 @@ from sam_bench.prompts.clicks import center_click
 from sam_bench.engine.context import RunContext
 from sam_bench.tasks.text.task import TextOptions, TextTask
 from sam_bench.data.coco_results import load_detections
-from sam_bench.tasks.text.candidates import Candidates
-from sam_bench.tasks.text.clip import write_tiny_clip
+from sam_bench.detect.candidates import Candidates
+from sam_bench.detect.clip import write_tiny_clip
 
 
 class OracleScorer:

@@ -14,10 +14,17 @@ from sam_bench.data.video import VideoFrames
 def clip(source: Path, frames: list[str], into: Path) -> VideoFrames:
     """Frames `source/<name>.jpg` copied to `into` (a folder of exactly these frames)."""
     into.mkdir(parents=True, exist_ok=True)
-    paths = [Path(shutil.copy(source / f"{name}.jpg", into)) for name in frames]
+    for name in frames:
+        shutil.copy(source / f"{name}.jpg", into)
+    return folder_frames(into)
+
+
+def folder_frames(folder: Path) -> VideoFrames:
+    """A folder of JPEG frames, in name order."""
+    paths = sorted(folder.glob("*.jpg"))
     width, height = Image.open(paths[0]).size
-    return VideoFrames(names=list(frames), paths=paths, height=height, width=width,
-                       load=lambda i: np.array(Image.open(paths[i]).convert("RGB")), folder=into)
+    return VideoFrames(names=[p.stem for p in paths], paths=paths, height=height, width=width,
+                       load=lambda i: np.array(Image.open(paths[i]).convert("RGB")), folder=folder)
 
 
 def label_map(path: Path) -> np.ndarray:

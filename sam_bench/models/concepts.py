@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
+import torch
 
+from ..errors import CheckpointError
 from .base import Model
 
 
@@ -32,7 +34,23 @@ class ConceptSegmenter(Model):
 
     #: What produced the masks, for the report ("SAM 3 (sam3)", "OWLv2 + SAM", ...).
     source_label: str = ""
+    #: Instances scoring at or below this are not returned. 0.5: SAM 3's processor default and the
+    #: cut of the official cgF1 evaluator; the text task lowers it to rank every candidate.
+    min_score: float = 0.5
 
     @abstractmethod
     def segment_concepts(self, image: np.ndarray, phrases: Sequence[str]) -> list[ConceptMasks]:
         """image: (H, W, 3) uint8 RGB; one ConceptMasks per phrase, in order."""
+
+
+def concept_masks(masks: torch.Tensor, scores: torch.Tensor, boxes: torch.Tensor) -> ConceptMasks:
+    """A source's (K, H, W) masks (bool or 0/1), (K,) scores and (K, 4) xyxy boxes as numpy arrays."""
+    return ConceptMasks(masks.bool().cpu().numpy(), scores.float().cpu().numpy().astype(np.float64),
+                        boxes.float().cpu().numpy().astype(np.float64).reshape(-1, 4))
+
+
+def check_finite(tensor: torch.Tensor, what: str, source: str) -> None:
+    """NaN scores fall below every threshold, so a broken model would answer "none" everywhere and score
+    as a confident no: fail instead."""
+    if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+        raise CheckpointError(f"{source}: produced NaN or infinite {what}; these weights give no valid predictions")

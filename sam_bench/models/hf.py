@@ -1,7 +1,8 @@
 """Hugging Face transformers SAM-family models behind the PromptableSegmenter interface: `hf`.
 
 --checkpoint is a local `save_pretrained` directory (model + processor) of SamModel, SamHQModel,
-Sam2Model or Sam3TrackerModel; the class is read from its config.json and nothing is fetched from
+Sam2Model or Sam3TrackerModel, or of SAM 3's concept model Sam3Model (then a ConceptSegmenter:
+models/hf_concepts.py); the class is read from its config.json and nothing is fetched from
 the hub. Each step is the family's own transformers code: the processor preprocesses the image
 and rescales prompt coordinates, `get_image_embeddings` encodes, the model's forward decodes,
 `processor.post_process_masks` upsamples. Prompts are batched on the model's point-batch axis, or,
@@ -27,6 +28,7 @@ from ..registry import MODELS
 from .backends import declare_backend, import_backend
 from .base import PromptableSegmenter
 from .details import model_details
+from .hf_concepts import HFConceptSegmenter
 from .args import convert_model_args, to_bool
 from .hf_video import VIDEO_FAMILIES, HFVideoSegmenter
 from .sam import default_batch_size
@@ -49,6 +51,8 @@ FAMILIES = {
     "Sam2Model": HFFamily("SAM 2 (transformers)", square_resize=True, embedding_list=True),
     "Sam3TrackerModel": HFFamily("SAM 3 tracker (transformers)", square_resize=True, embedding_list=True),
 }
+# Text-prompted (concept) models: image + noun phrase -> instances (models/hf_concepts.py).
+CONCEPT_FAMILIES = {"Sam3Model": "SAM 3 concepts (transformers)"}
 
 
 class HFSegmenter(PromptableSegmenter):
@@ -166,7 +170,7 @@ def load_hf(directory: str | Path) -> tuple[torch.nn.Module, object, str]:
         architectures = json.loads(config_path.read_text()).get("architectures") or []
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{config_path}: not valid JSON ({exc})") from None
-    known = [*FAMILIES, *VIDEO_FAMILIES]
+    known = [*FAMILIES, *VIDEO_FAMILIES, *CONCEPT_FAMILIES]
     class_name = next((a for a in architectures if a in known), None)
     if class_name is None:
         raise CheckpointError(f"{config_path}: architectures {architectures} has none of {', '.join(known)}")
@@ -193,12 +197,12 @@ def _size_name(model: torch.nn.Module) -> str:
     return f"{cfg.model_type} width {width} depth {depth}"
 
 
-@MODELS.register("hf", help="transformers SamModel / SamHQModel / Sam2Model / Sam3TrackerModel (images) or "
-                            "Sam2VideoModel / Sam3TrackerVideoModel (video) from a local save_pretrained directory "
-                            "(--checkpoint DIR; --model-args hq_token_only=true)")
+@MODELS.register("hf", help="transformers SamModel / SamHQModel / Sam2Model / Sam3TrackerModel (images), "
+                            "Sam2VideoModel / Sam3TrackerVideoModel (video) or the SAM 3 concept model Sam3Model "
+                            "from a local save_pretrained directory (--checkpoint DIR; --model-args hq_token_only=true)")
 def build_hf_model(checkpoint: str | None = None, device: torch.device = torch.device("cpu"),
                    precision: str = "fp32", batch_size: int | None = None,
-                   **model_args: str) -> HFSegmenter | HFVideoSegmenter:
+                   **model_args: str) -> HFSegmenter | HFVideoSegmenter | HFConceptSegmenter:
     hq_token_only = convert_model_args("hf", model_args, {"hq_token_only": (to_bool, False)})["hq_token_only"]
     if not checkpoint:
         raise ConfigError("model 'hf' needs --checkpoint DIR (a local save_pretrained directory)")
@@ -206,11 +210,13 @@ def build_hf_model(checkpoint: str | None = None, device: torch.device = torch.d
     if hq_token_only and class_name != "SamHQModel":
         raise ConfigError(f"model 'hf': hq_token_only applies to SamHQModel only, {checkpoint} is {class_name}")
     sha = _weights_sha256(Path(checkpoint))
-    family = VIDEO_FAMILIES.get(class_name) or FAMILIES[class_name].family
+    family = VIDEO_FAMILIES.get(class_name) or CONCEPT_FAMILIES.get(class_name) or FAMILIES[class_name].family
     info = ModelInfo("hf", untrained=False, details=model_details(
         family, _size_name(model), model, str(checkpoint), sha, model_class=class_name))
     if class_name in VIDEO_FAMILIES:
         return HFVideoSegmenter(model, processor, info, device, precision)
+    if class_name in CONCEPT_FAMILIES:
+        return HFConceptSegmenter(model, processor, info, device, precision)
     # Preprocessing is part of the embedding's identity: the processor's settings join the weights hash.
     preprocessing = hashlib.sha256(processor.image_processor.to_json_string().encode()).hexdigest()[:16]
     return HFSegmenter(model, processor, class_name, info, f"{sha}|{preprocessing}", device, precision,

@@ -52,7 +52,10 @@ class LazyProcessedFrames(Mapping):
     def __getitem__(self, index: int) -> torch.Tensor:
         if not 0 <= index < len(self.frames):
             raise KeyError(index)
-        video = self.processor.video_processor(videos=[self.frames.frame(index)[None]], return_tensors="pt")
+        # On the inference device, where init_video_session processes by default (resizing on a GPU
+        # rounds differently from the CPU).
+        video = self.processor.video_processor(videos=[self.frames.frame(index)[None]], device=self.device,
+                                               return_tensors="pt")
         # The session stores frames with .to(video_storage_device, dtype=session dtype).
         return video.pixel_values_videos[0, 0].to(self.device, torch.float32)
 

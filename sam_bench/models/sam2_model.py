@@ -18,6 +18,7 @@ checkpoint, one set of weights; `open_video` drives sam2's SAM2VideoPredictor (s
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Mapping
 
@@ -207,6 +208,11 @@ class Sam2Model(Sam2Segmenter, VideoSegmenter):
         if self._video_predictor is None:
             self._video_predictor = build_video_predictor(self.model, self.config, self.video_options, self.device)
         return Sam2VideoSession(self._video_predictor, frames, self.video_options, self.device, self.precision)
+
+    def keep_corrections(self) -> None:
+        if not self.video_options.keep_corrections:
+            self.video_options = replace(self.video_options, keep_corrections=True)
+            self._video_predictor = None  # rebuilt with the flag on first use
 
 
 MODEL_ARGS = {

@@ -27,9 +27,11 @@ in CPU memory with `offload_state_to_cpu=true`.
 from __future__ import annotations
 
 import contextlib
+import importlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Callable, Iterator, Optional
 from unittest import mock
 
 import numpy as np
@@ -59,6 +61,7 @@ class Sam2VideoOptions:
     frames: str = "lazy"
     offload_video_to_cpu: bool = False
     offload_state_to_cpu: bool = False
+    keep_corrections: bool = False  # add_all_frames_to_correct_as_cond (VideoSegmenter.keep_corrections)
 
 
 def build_video_predictor(image_model: torch.nn.Module, config: str, options: Sam2VideoOptions,
@@ -69,7 +72,9 @@ def build_video_predictor(image_model: torch.nn.Module, config: str, options: Sa
         config, ckpt_path=None, device="cpu", apply_postprocessing=options.postprocessing,
         # Per-object logits out; overlaps are resolved by the vos task (vos_inference.py sets this
         # true only for single-PNG outputs, where it is the same rule).
-        hydra_overrides_extra=["++model.non_overlap_masks=false"], vos_optimized=options.vos_optimized)
+        hydra_overrides_extra=["++model.non_overlap_masks=false",
+                               f"++model.add_all_frames_to_correct_as_cond={str(options.keep_corrections).lower()}"],
+        vos_optimized=options.vos_optimized)
     # Same config, same keys: strict. assign=True shares the tensors instead of copying them.
     predictor.load_state_dict(image_model.state_dict(), assign=True)
     return predictor.to(device).eval()
@@ -80,10 +85,9 @@ class LazyFrames(Sequence):
     each frame decoded when indexed: the same sam2 calls and float32 operations per frame as its
     synchronous folder loader applies to the whole stack."""
 
-    def __init__(self, paths: list[Path], image_size: int, device: torch.device, offload_video_to_cpu: bool) -> None:
-        from sam2.utils.misc import _load_img_as_tensor
-
-        self.paths, self.image_size, self.load = paths, image_size, _load_img_as_tensor
+    def __init__(self, paths: list[Path], image_size: int, device: torch.device, offload_video_to_cpu: bool,
+                 read: Callable) -> None:
+        self.paths, self.image_size, self.load = paths, image_size, read
         self.device = torch.device("cpu") if offload_video_to_cpu else device
         # load_video_frames' defaults (ImageNet statistics)
         self.mean = torch.tensor((0.485, 0.456, 0.406), dtype=torch.float32, device=self.device)[:, None, None]
@@ -101,7 +105,13 @@ class LazyFrames(Sequence):
 
 
 class Sam2VideoSession(VideoSession):
-    """One video open in a SAM2VideoPredictor: its inference state and the calls that change it."""
+    """One video open in a SAM2VideoPredictor: its inference state and the calls that change it.
+    Forks of sam2's code base (EfficientTAM, EdgeTAM) reuse it by naming their own modules."""
+
+    #: the module whose `load_video_frames` and `tqdm` the predictor's init_state / propagate_in_video use
+    predictor_module = "sam2.sam2_video_predictor"
+    #: the package's per-frame JPEG reader (module, function)
+    frame_reader = ("sam2.utils.misc", "_load_img_as_tensor")
 
     def __init__(self, predictor: torch.nn.Module, frames: VideoFrames, options: Sam2VideoOptions,
                  device: torch.device, precision: str) -> None:
@@ -109,9 +119,11 @@ class Sam2VideoSession(VideoSession):
         settings = {"offload_video_to_cpu": options.offload_video_to_cpu,
                     "offload_state_to_cpu": options.offload_state_to_cpu}
         if options.frames == "lazy":
-            lazy = LazyFrames(frames.paths, predictor.image_size, device, options.offload_video_to_cpu)
+            module, function = self.frame_reader
+            read = getattr(importlib.import_module(module), function)
+            lazy = LazyFrames(frames.paths, predictor.image_size, device, options.offload_video_to_cpu, read)
             # init_state reads files only through load_video_frames: it gets the lazy container instead.
-            loader = mock.patch("sam2.sam2_video_predictor.load_video_frames",
+            loader = mock.patch(f"{self.predictor_module}.load_video_frames",
                                 lambda **_: (lazy, frames.height, frames.width))
             folder = str(frames.folder or Path(frames.paths[0]).parent)
         else:
@@ -128,7 +140,7 @@ class Sam2VideoSession(VideoSession):
         # The run's precision (vos_inference.py: bf16 autocast on CUDA), and no per-call tqdm bars
         # from sam2 under sam-bench's own progress display.
         with autocast(self.device, self.precision), \
-                mock.patch("sam2.sam2_video_predictor.tqdm", _no_bar):
+                mock.patch(f"{self.predictor_module}.tqdm", _no_bar):
             yield
 
     def _frame_masks(self, call: Callable, **kwargs: object) -> FrameMasks:

@@ -85,6 +85,23 @@ def cuda_constants_on(device: torch.device) -> Iterator[None]:
         decoder.TransformerDecoder._get_coords = staticmethod(real_coords)
 
 
+@contextlib.contextmanager
+def pinning_skipped_on(device: torch.device) -> Iterator[None]:
+    """sam3 0.1.4's text path (geometry encoder, box pooling) stages a 4-number scale tensor through
+    Tensor.pin_memory() before moving it to the boxes' device; pinning needs CUDA. Off CUDA, while
+    the path runs, pin_memory returns the tensor itself: pinning is a transfer optimisation that
+    copies the values unchanged, so sam3's arithmetic is untouched."""
+    if device.type == "cuda":
+        yield
+        return
+    real = torch.Tensor.pin_memory
+    torch.Tensor.pin_memory = lambda self, *args, **kwargs: self
+    try:
+        yield
+    finally:
+        torch.Tensor.pin_memory = real
+
+
 class _TorchWith:
     """`torch` as seen by one sam3 module, with `zeros` replaced."""
 
@@ -99,7 +116,14 @@ def build_sam3(arch: Sam3Architecture = Sam3Architecture(), device: torch.device
     """Random-weight Sam3Image with the interactive predictor, as build_sam3_image_model(
     enable_inst_interactivity=True) composes it, with `arch`'s ViT and text encoder; on `device`."""
     with cuda_constants_on(device):
-        return _compose(arch).to(device).eval()
+        model = _compose(arch)
+    # The text encoder's positional embedding and projection are torch.empty in sam3's constructor
+    # (its checkpoint fills them): give a random model open_clip's initial values, not memory garbage.
+    text = model.backbone.language_backbone.encoder
+    with torch.no_grad():
+        text.positional_embedding.normal_(std=0.01)
+        text.text_projection.normal_(std=text.width ** -0.5)
+    return model.to(device).eval()
 
 
 def _compose(arch: Sam3Architecture) -> torch.nn.Module:

@@ -8,13 +8,22 @@ decode is Sam2Segmenter's; what differs is the 72x72 embedding, the 288x288 low-
 upsample, which fills holes up to 256 low-res pixels before the bilinear resize (max_hole_area of
 SAM3InteractiveImagePredictor).
 
-Not covered: SAM 3's own text prompts (Sam3Processor.set_text_prompt) as a candidate source of the
-text task. In sam3 0.1.4 that path calls Tensor.pin_memory() in its geometry encoder, which needs
-CUDA, so it cannot be checked against the package on a CPU-only machine.
+The same model is a ConceptSegmenter: SAM 3's own text path, `Sam3Processor.set_image` once per
+image and `set_text_prompt` per phrase with the processor's own post-processing (presence-weighted
+scores above `min_score`, masks resized and cut at 0.5). In sam3 0.1.4 that path stages one small
+tensor through Tensor.pin_memory(), which needs CUDA; off CUDA the pinning is skipped (values
+unchanged, sam3_build.pinning_skipped_on), so the path runs on the CPU too.
+
+Video: `sam3` is a VideoSegmenter so that a video task does not fall back to the per-frame
+baseline, but `open_video` refuses with one line: sam3 0.1.4's tracker (Sam3TrackerPredictor) moves
+frames, state and memories with `.cuda()` and `pin_memory()` unconditionally, so it cannot run on a
+CPU and could not be checked against the package where this adapter was built. transformers'
+Sam3TrackerVideoModel (`hf`) tracks on any device.
 """
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -26,9 +35,11 @@ from ..errors import CheckpointError, ConfigError
 from ..registry import MODELS
 from .args import convert_model_args
 from .backends import import_backend
+from .concepts import ConceptMasks, ConceptSegmenter, check_finite, concept_masks
 from .details import model_details
+from ..data.video import VideoFrames
 from .sam2_model import Sam2Segmenter
-
+from .video import VideoSegmenter, VideoSession
 
 
 def load_sam3(path: str, device: torch.device) -> tuple[torch.nn.Module, dict]:
@@ -52,8 +63,9 @@ def load_sam3(path: str, device: torch.device) -> tuple[torch.nn.Module, dict]:
     return model.eval(), {"architecture": arch.to_dict(), "ignored_keys": len(unexpected)}
 
 
-class Sam3Segmenter(Sam2Segmenter):
+class Sam3Segmenter(Sam2Segmenter, ConceptSegmenter, VideoSegmenter):
     family = "sam3"
+    source_label = "SAM 3 (sam3 text prompt)"
 
     def __init__(self, sam3: torch.nn.Module, info: ModelInfo, weights_sha256: str, device: torch.device,
                  precision: str = "fp32", batch_size: int | None = None) -> None:
@@ -81,6 +93,31 @@ class Sam3Segmenter(Sam2Segmenter):
             out["backbone_fpn"][1] = heads.conv_s1(out["backbone_fpn"][1])
         # predict_inst always adds no_mem_embed.
         return self._embedding(out, image, add_no_mem_embed=True)
+
+    @torch.no_grad()
+    def segment_concepts(self, image: np.ndarray, phrases: Sequence[str]) -> list[ConceptMasks]:
+        from PIL import Image
+        from sam3.model.sam3_image_processor import Sam3Processor
+
+        from .sam3_build import pinning_skipped_on
+
+        processor = Sam3Processor(self.sam3, device=str(self.device), confidence_threshold=self.min_score)
+        found = []
+        with pinning_skipped_on(self.device), autocast(self.device, self.precision):
+            state = processor.set_image(Image.fromarray(image))
+            check_finite(state["backbone_out"]["vision_features"], "image features", self.info.details.get(
+                "checkpoint", "sam3"))
+            for phrase in phrases:
+                state = processor.set_text_prompt(phrase, state)  # replaces the previous phrase
+                found.append(concept_masks(state["masks"][:, 0], state["scores"], state["boxes"]))
+        return found
+
+    def open_video(self, frames: VideoFrames) -> VideoSession:
+        where = ("this run's device is cpu" if self.device.type != "cuda" else
+                 "sam-bench has no adapter for it yet (it could not be checked against sam3 without CUDA)")
+        raise ConfigError(f"model 'sam3' cannot track video: sam3's tracker (Sam3TrackerPredictor) needs CUDA "
+                          f"(.cuda() and pin_memory() in sam3/model/sam3_tracking_predictor.py) and {where}; "
+                          f"for SAM 3 tracking use --model hf with a Sam3TrackerVideoModel save_pretrained directory")
 
 
 @MODELS.register("sam3", help="SAM 3 interactive path (predict_inst) from sam3.pt or a checkpoint in its layout "

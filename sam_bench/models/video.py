@@ -75,3 +75,11 @@ class VideoSegmenter(Model):
 
     @abstractmethod
     def open_video(self, frames: VideoFrames) -> VideoSession: ...
+
+    def keep_corrections(self) -> None:
+        """Sessions opened from now on make a frame that gets prompts after it was tracked a prompted
+        frame, kept and remembered by later propagations, as SAM 2 is trained and its demo runs.
+        sam2's released video predictor defaults to the opposite (`add_all_frames_to_correct_as_cond`
+        false): such a correction lasts until the next propagation re-tracks the frame (sam2 issues
+        #719, #731). Interactive tasks (vos_interactive) call this once; a model whose corrections
+        always persist needs nothing."""

@@ -13,19 +13,26 @@ sits below the models, so the type is not imported.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Optional
 
 import numpy as np
 
-from .clicks import Click, center_click, next_click
+from .clicks import Click, next_click
 
 
-def click_object(session: Any, frame: int, object_id: int, gt: np.ndarray, n_clicks: int) -> list[Click]:
+def click_object(session: Any, frame: int, object_id: int, gt: np.ndarray, n_clicks: int,
+                 pred: Optional[np.ndarray] = None, between: Optional[Callable[[], None]] = None) -> list[Click]:
     """Prompt `object_id` on `frame` with up to `n_clicks` clicks derived from `gt` ((H, W) bool);
-    returns the clicks given (none for an empty mask; fewer when no error pixel is left)."""
+    returns the clicks given (none for an empty mask; fewer when no error pixel is left).
+
+    `pred`: the object's mask on that frame before the clicks (the interactive task's tracked mask;
+    None: nothing yet, so click 1 is the center). `between`: called before each click after the
+    first (the interactive task's optional re-propagation between clicks)."""
     clicks: list[Click] = []
-    click = center_click(gt)
+    click = next_click(gt, pred)  # with pred None: the center click
     while click is not None:
+        if clicks and between is not None:
+            between()
         clicks.append(click)
         masks = session.add_points(frame, object_id, np.array([[click.x, click.y]], np.float32),
                                    np.array([int(click.positive)], np.int32), clear_old=len(clicks) == 1)

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, ClassVar
 
-from ..data.types import ImageSample
+from ..data.types import Dataset, ImageSample
 from ..engine.context import ImageResult, RunContext
 from ..models.base import PromptableSegmenter
 from ..reporting.entry import ReportEntry
@@ -47,6 +48,11 @@ class Task(ABC):
         """False for tasks whose samples are not single images (videos): the runner hands them
         `dataset.get(i)` as they are instead of decoding and pre-encoding an image ahead."""
         return not self.scores_predictions()
+
+    def input_files(self, dataset: Dataset, index: int) -> list[Path]:
+        """The files item `index`'s result is computed from, checked when a run resumes
+        (engine/inputs.py): the dataset's files by default."""
+        return dataset.input_files(index)
 
     def setup(self, ctx: RunContext) -> None:
         """Once per run, before the first image (load detections, text encoders, ...)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
@@ -19,7 +20,7 @@ import numpy as np
 from ...data.coco_meta import check_crowd
 from ...data.coco_results import PerImageResults, encode_masks
 from ...data.concepts import ConceptQuery, sample_queries
-from ...data.types import ImageSample
+from ...data.types import Dataset, ImageSample
 from ...engine.context import ImageResult, RunContext
 from ...errors import ConfigError, DataError
 from ...metrics.cgf1 import CROWD_MODES, IOU_THRESHOLDS, PredictedMask, accumulate, score_query
@@ -78,6 +79,13 @@ class ConceptsTask(Task):
 
     def scores_predictions(self) -> bool:
         return bool(self.options.predictions)
+
+    def input_files(self, dataset: Dataset, index: int) -> list[Path]:
+        if not self.scores_predictions():
+            return dataset.input_files(index)
+        # Scoring a file reads the annotation files and the predictions, never the image.
+        annotations = getattr(dataset, "annotation_files", None) or [dataset.annotation_file]
+        return [Path(p) for p in annotations if p is not None] + [Path(self.options.predictions)]
 
     def describe(self) -> dict[str, Any]:
         desc: dict[str, Any] = {"protocol": PROTOCOL_NOTE, "crowd_rule": CROWD_NOTE[self.options.crowd],

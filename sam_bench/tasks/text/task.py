@@ -1,7 +1,8 @@
 """Zero-shot text-to-mask with SAM + CLIP: sam-bench's protocol (the paper shows pictures only).
 
-Per image: SAM candidate masks (automatic mask generation, or a text-conditioned detector's boxes
-prompted into SAM, Grounded-SAM style; see `sam_bench.tasks.text.candidates`), computed once; every
+Per image: SAM candidate masks (automatic mask generation, a text-conditioned detector's boxes
+prompted into SAM, Grounded-SAM style, or with candidates=concepts a concept model's own instances per
+phrase, SAM 3's text path; see `sam_bench.detect.candidates`), computed once; every
 candidate's square mask crop embedded once by CLIP (in batches); each phrase (embedded once per
 run) takes the candidate with the highest cosine similarity, optionally refined with one extra
 point at that mask's centre.
@@ -21,7 +22,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .clip import (CATEGORY_TEMPLATES, EXPRESSION_TEMPLATES, ClipScorer, check_templates, clip_identity,
+from ...detect.clip import (CATEGORY_TEMPLATES, EXPRESSION_TEMPLATES, ClipScorer, check_templates, clip_identity,
                     load_clip)
 from ...data.coco_results import encode_masks
 from ...data.types import ImageSample
@@ -33,7 +34,10 @@ from ...registry import TASKS
 from ...reporting.markdown import markdown_table
 from ...data.coco_meta import coco_image_id
 from ...data.coco_results import load_detections
-from .candidates import (AmgCandidates, Candidates, CandidateSource, DetectorCandidates, refine_at_centres)
+from ...detect.candidates import (AmgCandidates, Candidates, CandidateSource, ConceptCandidates, DetectorCandidates,
+                                  refine_at_centres)
+from ...detect.concept_sources import build_concept_source
+from ...models.concepts import ConceptSegmenter
 from ...engine.context import ImageResult, RunContext
 from ...reporting.entry import ReportEntry
 from ..base import Task
@@ -64,12 +68,12 @@ class TextOptions:
     clip_model: str = "ViT-L-14-336"  # open_clip architecture of --clip-checkpoint (paper: ViT-L/14@336)
     clip_checkpoint: Optional[str] = None  # weights file, or a dir with open_clip_config.json + weights
     phrases: str = "auto"  # auto | categories | expressions
-    candidates: str = "amg"  # amg | detector
+    candidates: str = "amg"  # amg | detector | concepts (the model's own text path: sam3, hf Sam3Model)
     detections: Optional[str] = None  # COCO results json (text-conditioned detector), for candidates=detector
     path_options: ClassVar[tuple[str, ...]] = ("clip_checkpoint", "detections")  # made absolute before they are recorded
     detector_class_aware: bool = True  # a category phrase only considers boxes of its category
     detector_min_score: float = 0.0
-    rank_by: str = "clip"  # clip | detector (detector candidates: trust the detector's score instead)
+    rank_by: str = "clip"  # clip | detector | concepts (trust the detector's / concept model's own score)
     category_templates: list[str] = field(default_factory=lambda: list(CATEGORY_TEMPLATES))
     expression_templates: list[str] = field(default_factory=lambda: list(EXPRESSION_TEMPLATES))
     crop_expand: float = 1.5  # the paper's training crops: box expanded by a random factor in [1, 2]
@@ -87,8 +91,8 @@ class TextOptions:
     amg_max_masks: Optional[int] = None
 
 
-CHOICES = {"phrases": ("auto", "categories", "expressions"), "candidates": ("amg", "detector"),
-           "rank_by": ("clip", "detector"), "crop_background": ("zero", "keep"),
+CHOICES = {"phrases": ("auto", "categories", "expressions"), "candidates": ("amg", "detector", "concepts"),
+           "rank_by": ("clip", "detector", "concepts"), "crop_background": ("zero", "keep"),
            "ap_categories": ("present", "all", "none")}
 
 
@@ -102,6 +106,7 @@ class TextTask(Task):
     title = "Zero-shot text-to-mask (SAM + CLIP; sam-bench protocol)"
     Options = TextOptions
     paper_section = (7, 5)  # report order
+    requires = (PromptableSegmenter, ConceptSegmenter)  # concept models only with candidates=concepts
 
 
     def __init__(self, options: TextOptions, scorer: Optional[Scorer] = None,
@@ -112,8 +117,8 @@ class TextTask(Task):
                 raise ConfigError(f"option {name} of task 'text': {getattr(options, name)!r}; choose {allowed}")
         if options.candidates == "detector" and not options.detections:
             raise ConfigError("candidates=detector needs --detections FILE (COCO results json of a detector)")
-        if options.rank_by == "detector" and options.candidates != "detector":
-            raise ConfigError("rank_by=detector needs candidates=detector")
+        if options.rank_by in ("detector", "concepts") and options.candidates != options.rank_by:
+            raise ConfigError(f"rank_by={options.rank_by} needs candidates={options.rank_by}")
         if options.crop_expand < 1.0 or options.ap_top_k < 1 or options.clip_batch_size < 1:
             raise ConfigError("crop_expand must be >= 1, ap_top_k and clip_batch_size >= 1")
         self.templates = {"category": check_templates(options.category_templates, "category_templates"),
@@ -159,8 +164,12 @@ class TextTask(Task):
             raise ConfigError(f"dataset '{ctx.dataset.name}' has no referring expressions (phrases=expressions "
                               "needs a RefCOCO-format dataset)")
         self.categories = {int(c["id"]): phrase_of(c["name"]) for c in ctx.dataset.categories}
+        needs_prompts = self.options.candidates != "concepts" or self.options.refine
+        if needs_prompts and not isinstance(model, PromptableSegmenter):
+            raise ConfigError(f"model '{model.info.name}' is not a promptable segmenter: the text task runs it with "
+                              "candidates=concepts only (and refine=false)")
         if self.scorer is None:
-            if self.options.rank_by == "detector":
+            if self.options.rank_by in ("detector", "concepts"):
                 self.scorer = DetectorScoreScorer()
             else:
                 if self._clip_identity is None:
@@ -171,7 +180,11 @@ class TextTask(Task):
                                          self.options.crop_background == "zero", self.options.clip_batch_size)
         if isinstance(self.scorer, ClipScorer) and self.kind == "category" and self.categories:
             self.scorer.prepare(sorted(set(self.categories.values())), self.templates["category"])
-        if self.options.candidates == "detector":
+        if self.options.candidates == "concepts" and not self._injected_source:
+            # Each phrase's best candidates: the answer plus ap_top_k for mask AP at most.
+            self.candidate_source = ConceptCandidates(build_concept_source(model, None, None, ctx.device),
+                                                      self.options.ap_top_k)
+        elif self.options.candidates == "detector":
             # The category check needs the dataset's categories; datasets without them (RefCOCO) skip it.
             known = set(self.categories) or None
             detections = load_detections(self._resolve(ctx, self.options.detections), known)
@@ -235,13 +248,19 @@ class TextTask(Task):
         image = sample.load_image()
         embed = functools.cache(lambda: ctx.embed(image))  # only sources that need SAM pay for it
         with ctx.timed("candidates"):
-            cands = self.candidate_source(ctx, sample, image, embed)
+            if isinstance(self.candidate_source, ConceptCandidates):
+                cands = self.candidate_source.for_phrases(image, [q.phrase for q in all_queries])
+            else:
+                cands = self.candidate_source(ctx, sample, image, embed)
         with ctx.timed("score"):
             scores = np.asarray(self.scorer.score(image, cands, all_queries), np.float64).reshape(
                 len(all_queries), len(cands))
         if cands.category_ids is not None and self.options.detector_class_aware and self.kind == "category":
             allowed = cands.category_ids[None, :] == np.array([q.category_id for q in all_queries])[:, None]
             scores = np.where(allowed, scores, -np.inf)
+        if cands.phrases is not None:  # a concept candidate answers only the phrase that found it
+            allowed = np.array(cands.phrases, object)[None, :] == np.array([q.phrase for q in all_queries], object)[:, None]
+            scores = np.where(allowed.reshape(scores.shape), scores, -np.inf)
         choice = [int(np.argmax(s)) if np.isfinite(s).any() else -1 for s in scores]
         chosen = np.stack([cands.masks[c] if c >= 0 else np.zeros(image.shape[:2], bool) for c in choice])
         final = chosen.copy()
@@ -354,7 +373,7 @@ class TextTask(Task):
 
 
 class DetectorScoreScorer:
-    """rank_by=detector: every phrase ranks the candidates by the detector's own score."""
+    """rank_by=detector / concepts: every phrase ranks the candidates by the detector's / concept model's own score."""
 
     def score(self, image: np.ndarray, candidates: Candidates, queries: Sequence[Query]) -> np.ndarray:
         return np.tile(np.asarray(candidates.quality, np.float64), (len(queries), 1))

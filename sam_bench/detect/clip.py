@@ -22,9 +22,9 @@ import open_clip
 import torch
 import torch.nn.functional as F
 
-from ...core.checkpoint import file_sha256
-from ...core.device import autocast
-from ...errors import CheckpointError, ConfigError
+from ..core.checkpoint import file_sha256
+from ..core.device import autocast
+from ..errors import CheckpointError, ConfigError
 
 CONFIG_NAME = "open_clip_config.json"
 # Category names become sentences: a few neutral photo templates, averaged (CLIP's zero-shot recipe).

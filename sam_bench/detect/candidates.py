@@ -1,25 +1,28 @@
-"""Candidate masks of the text-to-mask task (`sam_bench.tasks.text`), computed once per image.
+"""Candidate masks of the text-to-mask task (`sam_bench.tasks.text`) and the CLIP concept source, computed
+once per image.
 
-Two sources: SAM's automatic mask generation over the whole image (each candidate's prompt is its
-grid point), or a text-conditioned detector's boxes prompted into SAM, one mask per box
-(Grounded-SAM style). Refinement gives chosen candidates one more decoder pass: the candidate's
+Three sources: SAM's automatic mask generation over the whole image (each candidate's prompt is its
+grid point), a text-conditioned detector's boxes prompted into SAM, one mask per box
+(Grounded-SAM style), or a concept segmenter's instances for each phrase (SAM 3's text path), each
+candidate belonging to the phrase that found it. Refinement gives chosen candidates one more decoder pass: the candidate's
 own prompt plus a positive point at its mask's centre.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
-from ...core.types import ImageEmbedding, Prompts
-from ...data.coco_meta import coco_image_id
-from ...data.coco_results import DetectionIndex
-from ...data.types import ImageSample
-from ...models.base import PromptableSegmenter
-from ...models.upsampling import upsampled_chunks
-from ...prompts.clicks import center_click
-from ...engine.context import RunContext
+from ..core.types import ImageEmbedding, Prompts
+from ..data.coco_meta import coco_image_id
+from ..data.coco_results import DetectionIndex
+from ..data.types import ImageSample
+from ..models.base import PromptableSegmenter
+from ..models.concepts import ConceptSegmenter
+from ..models.upsampling import upsampled_chunks
+from ..prompts.clicks import center_click
+from ..engine.context import RunContext
 
 
 @dataclass
@@ -31,6 +34,7 @@ class Candidates:
     quality: np.ndarray  # (C,) SAM predicted IoU (AMG) or detector score
     prompts: Optional[Prompts] = None  # what produced each candidate (refinement adds a point to it)
     category_ids: Optional[np.ndarray] = None  # (C,) detector class per candidate
+    phrases: Optional[list[str]] = None  # (C,) the phrase a concept segmenter found each candidate for
 
     def __len__(self) -> int:
         return len(self.masks)
@@ -59,7 +63,10 @@ class AmgCandidates:
 
     def __call__(self, ctx: RunContext, sample: ImageSample, image: np.ndarray,
                  embed: Callable[[], ImageEmbedding]) -> Candidates:
-        records = self.generator.generate(image, embedding=embed()).records
+        return self.of_image(image, embed())
+
+    def of_image(self, image: np.ndarray, embedding: ImageEmbedding) -> Candidates:
+        records = self.generator.generate(image, embedding=embedding).records
         h, w = image.shape[:2]
         if not records:
             return empty_candidates(h, w)
@@ -95,6 +102,30 @@ class DetectorCandidates:
         prompts = Prompts(boxes=boxes)
         masks = single_output_masks(self.model, embed(), prompts)  # box prompt: one mask, as Grounded-SAM
         return Candidates(masks=masks, boxes=boxes, quality=scores[keep], prompts=prompts, category_ids=cats[keep])
+
+
+class ConceptCandidates:
+    """Candidate source: a concept segmenter's instances for each asked phrase (all scores, the best
+    `per_phrase` kept: the most the text task reads of one phrase), scored by the segmenter."""
+
+    def __init__(self, source: ConceptSegmenter, per_phrase: int) -> None:
+        self.source = source
+        self.source.min_score = 0.0  # rank every instance; the task picks the best per phrase
+        self.per_phrase = per_phrase
+
+    def for_phrases(self, image: np.ndarray, phrases: Sequence[str]) -> Candidates:
+        asked = list(dict.fromkeys(phrases))
+        found = self.source.segment_concepts(image, asked) if asked else []
+        masks, boxes, scores, owners = [], [], [], []
+        for phrase, f in zip(asked, found):
+            best = np.argsort(-f.scores, kind="stable")[: self.per_phrase]
+            masks.append(f.masks[best])
+            boxes.append(f.boxes[best])
+            scores.append(f.scores[best])
+            owners += [phrase] * len(best)
+        if not owners:
+            return Candidates(np.zeros((0, *image.shape[:2]), bool), np.zeros((0, 4)), np.zeros(0), phrases=[])
+        return Candidates(np.concatenate(masks), np.concatenate(boxes), np.concatenate(scores), phrases=owners)
 
 
 def refine_at_centres(model: PromptableSegmenter, embedding: ImageEmbedding, cands: Candidates, choice: list[int],
