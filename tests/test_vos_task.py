@@ -414,4 +414,4 @@ def test_an_image_model_is_recorded_as_its_per_frame_baseline(synthetic_roots, t
     assert record["name"] == "tiny" and record["label"] == "tiny (untrained, per-frame baseline)"
     assert record["video"] == "per-frame baseline"
     rows = [line for line in (tmp_path / "report.md").read_text().splitlines() if line.startswith("| tiny")]
-    assert rows and all(row.startswith("| tiny (untrained, per-frame baseline) (mask)") for row in rows)
+    assert rows and all(row.startswith("| tiny (untrained, per-frame baseline) (synthetic data) (mask)") for row in rows)
