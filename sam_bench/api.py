@@ -49,15 +49,44 @@ def _progress_log(enabled: bool) -> Iterator[None]:
         logger.propagate = propagate
 
 
-def report(run_dirs: Sequence[str | Path], out: str | Path | None = None, fmt: str = "md") -> Path:
+def run_directories(dirs: Sequence[str | Path]) -> list[Path]:
+    """Run directories as given; a folder without run.json that holds run directories (e.g.
+    results/demo) stands for all of them."""
+    found: list[Path] = []
+    for d in map(Path, dirs):
+        if (d / "run.json").is_file():
+            found.append(d)
+            continue
+        inside = sorted(p.parent for p in d.glob("*/run.json")) if d.is_dir() else []
+        if not inside:
+            problem = "no such folder" if not d.exists() else "no run.json in it or in its subfolders"
+            raise SamBenchError(f"{d}: not a sam-bench run directory ({problem})")
+        found += inside
+    return found
+
+
+def report_format(out: str | Path | None, fmt: str | None) -> str:
+    """--format, else the --out extension, else md; a --format that contradicts --out is an error."""
+    by_suffix = {f".{suffix}": name for name, suffix in SUFFIX.items()}
+    implied = by_suffix.get(Path(out).suffix.lower()) if out else None
+    if fmt and implied and fmt != implied:
+        raise SamBenchError(f"--format {fmt} does not match --out {out} (a .{SUFFIX[implied]} file is {implied}); "
+                            f"drop one or make them agree")
+    if out and not fmt and not implied:
+        raise SamBenchError(f"--out {out}: cannot tell the format from '{Path(out).suffix}'; use "
+                            f"{', '.join('.' + s for s in SUFFIX.values())} or --format")
+    return fmt or implied or "md"
+
+
+def report(run_dirs: Sequence[str | Path], out: str | Path | None = None, fmt: str | None = None) -> Path:
     """Rebuild the report for one or several run directories (one column per run) as md, html,
-    latex or csv; default path: DIR/report.<ext> for one run, ./report.<ext> for several."""
+    latex or csv (from `fmt`, else from the extension of `out`); a folder of run directories
+    stands for all of them. Default path: DIR/report.<ext> for one run, ./report.<ext> for several."""
     from .reporting.writer import write_report
 
-    run_dirs = [Path(d) for d in run_dirs]
-    for run_dir in run_dirs:
-        if not (run_dir / "run.json").is_file():
-            problem = "no such folder" if not run_dir.exists() else "no run.json in it"
-            raise SamBenchError(f"{run_dir}: not a sam-bench run directory ({problem})")
+    given = [Path(d) for d in run_dirs]
+    fmt = report_format(out, fmt)
+    found = run_directories(given)
     name = f"report.{SUFFIX[fmt]}"
-    return write_report(run_dirs, out or (run_dirs[0] / name if len(run_dirs) == 1 else name), fmt)
+    default = given[0] / name if len(given) == 1 else Path(name)
+    return write_report(found, out or default, fmt)

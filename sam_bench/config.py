@@ -32,6 +32,7 @@ class RunConfig:
     encode_batch: int = 1  # images per encoder call (helps on GPUs; results equal one at a time)
     workers: int = 1  # background processes reading, decoding and resizing the next images (0: none)
     seed: int = 0
+    ci: int = 1000  # bootstrap resamples for the 95% intervals; 0 (`--ci off`): none
     label: Optional[str] = None  # column name in reports; default: the model's label
     fresh: bool = False  # ignore an interrupted run's progress instead of resuming it
     options: dict[str, Any] = field(default_factory=dict)  # task options (see `list tasks`)
@@ -113,6 +114,8 @@ def check_setting(name: str, value: Any, where: str) -> None:
     ok = isinstance(value, expected) and not (expected is int and isinstance(value, bool))
     if not ok:
         raise ConfigError(f"{where}: expected {getattr(expected, '__name__', expected)}, got {value!r}")
+    if name == "ci" and value < 0:
+        raise ConfigError(f"{where}: the number of bootstrap resamples is 0 (off) or more, got {value}")
     if name in _POSITIVE and value < 1:
         what = "the number of images to run" if name == "limit" else "the number of prompts per decoder call"
         raise ConfigError(f"{where}: must be at least 1 (it is {what}), got {value}")

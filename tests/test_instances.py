@@ -63,7 +63,7 @@ def run_task(dataset: str, root: Path, out: Path, model: str, monkeypatch=None, 
     if oracle is not None:
         monkeypatch.setattr("sam_bench.runner.build_model", lambda cfg, device, cache=None: oracle)
     cfg = RunConfig(task="instances", model=model, dataset=dataset, data_root=str(root), out=str(out),
-                    device="cpu", options=options)
+                    device="cpu", ci=0, options=options)  # intervals: tests/test_bootstrap.py
     metrics = run(cfg)
     task_dir = out / "instances" / dataset
     assert json.loads((task_dir / "metrics.json").read_text()) == metrics
@@ -197,7 +197,7 @@ def test_cli_instances_tiny_on_coco_layout(coco_root, tmp_path, capsys):
     out = tmp_path / "O"
     rc = cli_main(["run", "--task", "instances", "--model", "tiny", "--dataset", "coco", "--data-root", str(root),
                    "--detections", str(tmp_path / "dets.json"), "--out", str(out), "--limit", "1", "--device", "cpu",
-                   "--box-source", "ViTDet-H (jittered gt)"])
+                   "--box-source", "ViTDet-H (jittered gt)", "--ci", "off"])
     assert rc == 0, capsys.readouterr().err
     task_dir = out / "instances" / "coco"
     metrics = json.loads((task_dir / "metrics.json").read_text())

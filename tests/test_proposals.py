@@ -77,10 +77,11 @@ def test_oracle_proposals_give_ar_1_with_every_breakdown(lvis_root, tmp_path, mo
     oracle = OracleSegmenter.for_dataset(open_dataset("lvis_v1", str(root)))
     metrics, preds = run_proposals(root, tmp_path / "out", monkeypatch, oracle, points_per_side=GRID)
     names = ["AR@1000"] + [f"AR@1000_{s}" for s in ("small", "medium", "large", "frequent", "common", "rare")]
-    assert metrics == {n: 1.0 for n in names}
+    assert {k: v for k, v in metrics.items() if "_ci_" not in k} == {n: 1.0 for n in names}
+    assert all(metrics[f"{n}_ci_low"] == metrics[f"{n}_ci_high"] == 1.0 for n in names)  # every resample: 1
     assert {p["category_id"] for p in preds} == {1} and len({p["image_id"] for p in preds}) == 4
     report = (tmp_path / "out" / "report.md").read_text()
-    assert "Table 4" in report and "| SAM (paper) | 59.3 | 45.5 | 81.6 | 86.9 | 59.1 | 63.9 | 65.8 |" in report
+    assert "Table 4" in report and "| SAM (paper, ViT-H) | 59.3 | 45.5 | 81.6 | 86.9 | 59.1 | 63.9 | 65.8 |" in report
     assert "| oracle | 100.0 | 100.0 | 100.0 | 100.0 | 100.0 | 100.0 | 100.0 |" in report
 
 

@@ -141,8 +141,8 @@ def test_report_puts_runs_side_by_side(reference_run, tmp_path):
     shutil.copytree(reference_run, other)
     text = report([reference_run, other], tmp_path / "both.md").read_text()
     # Same model label in both runs: the columns are told apart by their directory names.
-    assert f"tiny (untrained) [{reference_run.name}]" in text
-    assert "tiny (untrained) [second_run]" in text
+    assert f"tiny (untrained) (synthetic data) [{reference_run.name}]" in text
+    assert "tiny (untrained) (synthetic data) [second_run]" in text
 
 
 def test_cli_errors_are_one_line(tmp_path):

@@ -145,13 +145,14 @@ def test_html_report_parses_and_embeds_its_figures(two_runs, tmp_path):
     checker = _Checker()
     checker.feed(text)
     assert checker.stack == [] and text.startswith("<!DOCTYPE html>")
-    assert len(checker.images) == 2 and all(src.startswith("data:image/png;base64,") for src in checker.images)
+    # Fig. 9a and 9c, each run's mIoU curve, the accuracy-against-speed chart: all embedded
+    assert len(checker.images) >= 6 and all(src.startswith("data:image/png;base64,") for src in checker.images)
     import base64
 
     assert base64.b64decode(checker.images[0].split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / "out" / "figures" / "fig9a_miou1_deltas.png").is_file()  # beside the report
     one = 100 * metric(two_runs[0], "ppdls", "mIoU@1")
-    assert f"<td>{one:.1f}</td>" in text
+    assert f'<td class="num">{one:.1f}</td>' in text  # numbers right-aligned
 
 
 def test_latex_report_has_booktabs_tables_with_the_numbers(two_runs, tmp_path):

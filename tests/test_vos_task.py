@@ -128,6 +128,14 @@ def test_end_to_end_exact_jf_and_predictions_score_the_same(davis_root, finished
     # per-object J and F per frame are kept for resampling
     record = json.loads((task_dir / "progress").glob("*.jsonl").__next__().read_text().splitlines()[0])
     assert len(record["payload"]["objects"][0]["j"]) == 14
+    # intervals over sequences: all of them drawn once give the dataset's numbers
+    from sam_bench.metrics.bootstrap import UnitSample
+
+    units = UnitSample.from_json(json.loads((task_dir / "units.json").read_text()))
+    assert units.unit == "sequence" and len(units.ids) == 2
+    for k, v in units.evaluate(np.arange(2)).items():
+        assert v == pytest.approx(metrics[k], abs=1e-12), k
+    assert metrics["J&F_ci_low"] <= metrics["J&F"] <= metrics["J&F_ci_high"]
 
 
 @pytest.mark.parametrize("damage, message", [

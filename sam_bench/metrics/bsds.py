@@ -316,18 +316,14 @@ def summarize(counts: Sequence[np.ndarray], thresholds: np.ndarray) -> BoundaryM
     if not counts:
         raise DataError("edge evaluation: no images to evaluate")
     thresholds = np.asarray(thresholds, dtype=np.float64)
-    total = np.sum(counts, axis=0)
-    best = np.zeros(4)
     per_image_curves = []
     for c in counts:
         rec, prec, f1 = compute_rec_prec_f1(*c)
-        k = int(np.argmax(f1))
-        best += c[:, k]
-        per_image_curves.append((k, rec, prec, f1))
-    rec_all, prec_all, f1_all = compute_rec_prec_f1(*total)
-    ods_t, ods_r, ods_p, ods_f = interpolated_max_scores(thresholds, rec_all, prec_all)
-    ap = sum(np.max(prec_all[rec_all >= t], initial=0) / 101 for t in np.arange(0, 1, 0.01))
-    ois_r, ois_p, ois_f = compute_rec_prec_f1(*(float(v) for v in best))
+        per_image_curves.append((int(np.argmax(f1)), rec, prec, f1))
+    best = np.sum([c[:, k] for c, (k, *_) in zip(counts, per_image_curves)], axis=0)
+    total = np.sum(counts, axis=0)
+    rec_all, prec_all, f1_all, ods_t, ods_r, ods_p, ods_f, ap, ois_r, ois_p, ois_f = _dataset_scores(
+        total, best, thresholds)
     per_image = []
     for k, rec, prec, f1 in per_image_curves:
         # The image's curve read at the (interpolated) ODS threshold, as ODS reads the dataset curve.
@@ -339,6 +335,28 @@ def summarize(counts: Sequence[np.ndarray], thresholds: np.ndarray) -> BoundaryM
     return BoundaryMetrics(thresholds, rec_all, prec_all, f1_all, float(ods_t), float(ods_r), float(ods_p),
                            float(ods_f), float(ois_r), float(ois_p), float(ois_f), float(ap),
                            recall_at_50(thresholds, rec_all, prec_all, f1_all), per_image)
+
+
+def best_counts(counts: np.ndarray) -> np.ndarray:
+    """An image's four counts at its own best-F threshold (what OIS sums over images)."""
+    return counts[:, int(np.argmax(compute_rec_prec_f1(*counts)[2]))]
+
+
+def _dataset_scores(total: np.ndarray, best: np.ndarray, thresholds: np.ndarray) -> tuple:
+    """Dataset curve, ODS point, AP and OIS from the summed counts and summed best-threshold counts."""
+    rec_all, prec_all, f1_all = compute_rec_prec_f1(*total)
+    ods_t, ods_r, ods_p, ods_f = interpolated_max_scores(thresholds, rec_all, prec_all)
+    ap = sum(np.max(prec_all[rec_all >= t], initial=0) / 101 for t in np.arange(0, 1, 0.01))
+    ois_r, ois_p, ois_f = compute_rec_prec_f1(*(float(v) for v in best))
+    return rec_all, prec_all, f1_all, ods_t, ods_r, ods_p, ods_f, ap, ois_r, ois_p, ois_f
+
+
+def headline_from_sums(total: np.ndarray, best: np.ndarray, thresholds: np.ndarray) -> dict[str, float]:
+    """ODS, OIS, AP, R50 from summed counts (4, T) and summed best-threshold counts (4,): equal to
+    `summarize(...).headline()` on the images summed, without the per-image curves (the bootstrap
+    recomputes these for every resample)."""
+    rec, prec, f1, _, _, _, ods, ap, _, _, ois = _dataset_scores(total, best, thresholds)
+    return {"ODS": float(ods), "OIS": float(ois), "AP": float(ap), "R50": recall_at_50(thresholds, rec, prec, f1)}
 
 
 def recall_at_50(thresholds: np.ndarray, recall: np.ndarray, precision: np.ndarray, f1: np.ndarray) -> float:

@@ -33,6 +33,7 @@ from ..data.coco_meta import coco_image_id
 from ..data.coco_results import encode_masks
 from ..data.types import ImageSample
 from ..errors import DataError
+from .bootstrap import UnitSample
 from .lvis import lvis_image_entries, lvis_summarize
 
 AREA_NAMES = ("all", "small", "medium", "large")
@@ -171,6 +172,12 @@ class SegmEvaluator:
         return [None if e is None else {"scores": e["dtScores"], "matches": e["dtMatches"],
                                         "ignore": e["dtIgnore"], "gt_ignore": e["gtIgnore"]}
                 for e in ev.evalImgs]
+
+    def unit_sample(self, image_ids: Sequence[str], records: Sequence[dict[str, Any]]) -> UnitSample:
+        """The per-image records as bootstrap units: each resample re-runs only the accumulation."""
+        categories = [{k: c[k] for k in ("id", "frequency") if k in c} for c in self.categories.values()]
+        return UnitSample("image", list(image_ids), "coco_segm", {"records": list(records)},
+                          {"categories": categories, "lvis": self.lvis, "max_dets": self.max_dets})
 
     def summarize(self, records: Sequence[tuple[Any, dict[str, Any]]]) -> dict[str, float]:
         """records: (image id, evaluate_image record) for every image of the run."""

@@ -43,7 +43,10 @@ def ciou(intersections: Sequence[float], unions: Sequence[float]) -> float:
     return float(np.sum(intersections)) / total if total > 0 else 1.0
 
 
-def precision_at(ious: Sequence[float], thresholds: Sequence[float] = (0.5, 0.7, 0.9)) -> dict[float, float]:
+PRECISION_AT = (0.5, 0.7, 0.9)
+
+
+def precision_at(ious: Sequence[float], thresholds: Sequence[float] = PRECISION_AT) -> dict[float, float]:
     """Fraction of items with IoU >= t (Prec@t, as LAVT/CRIS count it)."""
     ious = np.asarray(ious, np.float64)
     return {t: float(np.mean(ious >= t)) if len(ious) else float("nan") for t in thresholds}

@@ -72,6 +72,7 @@ def sa23_section(entries: list[ReportEntry], report_dir: Path) -> str:
             lines += ["", f"**{run}: {len(present)} of {len(datasets)} SA-23 datasets ran; not an SA-23 number.** "
                           f"Missing: {', '.join(missing)}. Mean mIoU@1 of the {len(present)} present "
                           f"(for orientation only): {one:.1f}."]
+    lines += _mean_intervals(mine, runs, datasets)
     figures = [_fig9a(mine, runs, report_dir), _fig9c(mine, runs, datasets, report_dir)]
     links = [f"![{alt}]({rel})" for alt, rel in figures if rel]
     if links:
@@ -80,6 +81,34 @@ def sa23_section(entries: list[ReportEntry], report_dir: Path) -> str:
         lines += ["", "Fig. 9a (per-dataset mIoU@1 deltas) needs a reference run: "
                       "`sam-bench report RUN REFERENCE_RUN`."]
     return "\n".join(lines) + "\n"
+
+
+def _mean_intervals(entries: list[ReportEntry], runs: list[str], datasets: list[str]) -> list[str]:
+    """95% interval of each run's mean over its datasets, objects resampled within each dataset."""
+    from ..metrics.bootstrap import DEFAULT_RESAMPLES, stratified_mean
+    from .evidence import load_units
+
+    lines = []
+    for run in runs:
+        mine = [e for e in entries if e.run_label == run]
+        units = [load_units(e) for e in mine]
+        n = mine[0].record.get("config", {}).get("ci", DEFAULT_RESAMPLES)
+        if not n or any(u is None for u in units):
+            continue
+        seed = int(mine[0].record.get("config", {}).get("seed", 0))
+        what = "SA-23 all" if len(mine) == len(datasets) else f"mean of the {len(mine)} present datasets"
+        cells = []
+        for clicks in (1, 5):
+            if all(f"mIoU@{clicks}" in u.data for u in units):
+                value, low, high = stratified_mean(units, f"mIoU@{clicks}", n, seed)  # type: ignore[arg-type]
+                if low is not None and high is not None:
+                    cells.append(f"{clicks}-click {100 * value:.1f} [{100 * low:.1f}, {100 * high:.1f}]")
+        if cells:
+            lines.append(f"- {run}, {what}: " + "; ".join(cells))
+    if not lines:
+        return []
+    return ["", "95% intervals of the mean over datasets (objects resampled within each dataset, each dataset "
+                "keeping its size):", "", *lines]
 
 
 def _fig9a(entries: list[ReportEntry], runs: list[str], report_dir: Path) -> tuple[str, Optional[str]]:

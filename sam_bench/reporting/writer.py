@@ -40,6 +40,8 @@ def _run_labels(run_dirs: Sequence[Path]) -> dict[tuple[Path, str], str]:
     for run_dir in run_dirs:
         for key, record in read_run_json(run_dir).get("tasks", {}).items():
             raw[(Path(run_dir), key)] = record["config"].get("label") or record["model"]["label"]
+            if record.get("dataset", {}).get("synthetic"):  # in every row and column it names
+                raw[(Path(run_dir), key)] += " (synthetic data)"
             variants[(Path(run_dir), key)] = (record["config"].get("definition") or {}).get("variant")
     by_label: dict[str, set[Path]] = {}
     for (run_dir, _), label in raw.items():
@@ -58,19 +60,30 @@ def section_order(protocol: str) -> tuple:
 
 def build_report(run_dirs: Sequence[str | Path], report_dir: str | Path) -> str:
     """Markdown of the report that will sit in `report_dir` (figures are written below it)."""
+    from .evidence import data_description, evidence_section
     from .sa23 import sa23_section
+    from .speed import speed_section
 
     load_plugins()
     run_dirs = [Path(d) for d in run_dirs]
     report_dir = Path(report_dir)
     entries = collect_entries(run_dirs, report_dir)
     lines = ["# sam-bench report", ""]
-    lines += ["| run | model | checkpoint sha256 | device, precision | finished |", "|---|---|---|---|---|"]
+    lines += ["| run | model | checkpoint sha256 | data | device, precision | images/s | finished |",
+              "|---|---|---|---|---|---|---|"]
     for run_dir in run_dirs:
         for key, rec in sorted(read_run_json(run_dir).get("tasks", {}).items()):
             sha = rec["model"].get("checkpoint_sha256") or rec["model"].get("weights_sha256") or "-"
-            lines.append(f"| {run_dir.name}: {key} | {rec['model']['label']} | {sha[:12]} | "
-                         f"{_compute(rec)} | {rec['finished']} |")
+            entry = next((e for group in entries.values() for e in group
+                          if e.run_dir == run_dir and e.task_dir == run_dir / key), None)
+            data = data_description(entry) if entry else "no metrics.json"
+            rate = (rec.get("speed") or {}).get("images_per_second")
+            lines.append(f"| {run_dir.name}: {key} | {rec['model']['label']} | {sha[:12]} | {data} | "
+                         f"{_compute(rec)} | {'-' if rate is None else f'{rate:.3g}'} | {rec['finished']} |")
+    if any(rec.get("dataset", {}).get("synthetic") for d in run_dirs
+           for rec in read_run_json(d).get("tasks", {}).values()):
+        lines += ["", "Rows marked *synthetic data* ran on images sam-bench generated (the demo): they test the "
+                      "pipeline and are not comparable to any published number."]
     if any(rec["model"].get("untrained") for d in run_dirs
            for rec in read_run_json(d).get("tasks", {}).values()):
         lines += ["", "Runs marked *untrained* use random weights: their numbers test the pipeline, "
@@ -81,6 +94,8 @@ def build_report(run_dirs: Sequence[str | Path], report_dir: str | Path) -> str:
             if summary:
                 lines += ["", summary.rstrip()]
         lines += ["", TASKS.get(task).report_section(entries[task]).rstrip()]
+        lines += [evidence_section(entries[task], TASKS.get(task).headline_metrics, report_dir).rstrip()]
+    lines += speed_section(entries, report_dir)
     lines += undefined_notes(entries)
     return "\n".join(lines) + "\n"
 
@@ -89,7 +104,8 @@ def undefined_notes(entries: dict[str, list[ReportEntry]]) -> list[str]:
     """Say which numbers are undefined and why, instead of leaving a bare '-'."""
     notes = [f"- {e.run_label}, {task}/{e.dataset}: {', '.join(names)}"
              for task, group in entries.items() for e in group
-             if (names := [k for k, v in e.metrics.items() if isinstance(v, float) and v != v])]
+             if (names := [k for k, v in e.metrics.items()
+                           if isinstance(v, float) and v != v and not k.endswith(("_ci_low", "_ci_high"))])]
     if not notes:
         return []
     return ["", "## Undefined metrics", "",

@@ -10,10 +10,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Optional
 
 from ..data.types import Dataset, ImageSample
 from ..engine.context import ImageResult, RunContext
+from ..metrics.bootstrap import UnitSample
 from ..models.base import PromptableSegmenter
 from ..reporting.entry import ReportEntry
 
@@ -31,6 +32,9 @@ class Task(ABC):
     requires: ClassVar[tuple[type, ...]] = (PromptableSegmenter,)
     #: Where the protocol sits in the paper (report sections follow it); (99,) = not in the paper.
     paper_section: ClassVar[tuple[int, ...]] = (99,)
+    #: The metrics a reader compares first: shown with intervals and paired differences in every
+    #: report section, in the leaderboard, and (the first) on the accuracy-against-speed chart.
+    headline_metrics: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, options: Any) -> None:
         self.options = options
@@ -62,6 +66,12 @@ class Task(ABC):
 
     @abstractmethod
     def compute_metrics(self, ctx: RunContext, results: list[ImageResult]) -> dict[str, float]: ...
+
+    def bootstrap_units(self, ctx: RunContext, results: list[ImageResult]) -> Optional[UnitSample]:
+        """Per-unit data behind the headline metrics (after compute_metrics): the runner derives
+        their 95% intervals from it and writes it to units.json for the report's paired
+        comparisons. None: the task's metrics get no interval."""
+        return None
 
     def finalize(self, ctx: RunContext, results: list[ImageResult], metrics: dict[str, float]) -> None:
         """Write artifacts beyond metrics.json and items.csv (plots, prediction files)."""

@@ -27,6 +27,7 @@ from ..data.types import ImageSample
 from ..detect import read_source_note
 from ..detect.detectron2 import Detectron2Boxes
 from ..errors import ConfigError, DataError
+from ..metrics.bootstrap import UnitSample
 from ..metrics.coco import SegmEvaluator, image_ground_truth
 from ..models.base import PromptableSegmenter
 from ..models.upsampling import upsampled_chunks
@@ -64,6 +65,7 @@ def _box_source(entry: ReportEntry) -> str:
 class InstancesTask(Task):
     name = "instances"
     title = "Zero-shot instance segmentation from boxes (COCO / LVIS mask AP, Table 5)"
+    headline_metrics = ("AP",)
     Options = InstancesOptions
     paper_section = (7, 4)  # report order
 
@@ -188,6 +190,10 @@ class InstancesTask(Task):
     def compute_metrics(self, ctx: RunContext, results: list[ImageResult]) -> dict[str, float]:
         return self.evaluator.summarize([(r.payload["coco_image_id"], r.payload["eval"]) for r in results])
 
+    def bootstrap_units(self, ctx: RunContext, results: list[ImageResult]) -> UnitSample:
+        """Images: the library's accumulate re-run on resampled per-image match records."""
+        return self.evaluator.unit_sample([r.image_id for r in results], [r.payload["eval"] for r in results])
+
     def finalize(self, ctx: RunContext, results: list[ImageResult], metrics: dict[str, float]) -> None:
         self.store.merge([r.payload["coco_image_id"] for r in results], ctx.out_dir / "predictions.json", "masks")
 
@@ -216,7 +222,8 @@ class InstancesTask(Task):
                 label += f" [{e.dataset}]"
             group = "LVIS" if lvis else "COCO"
             rows.setdefault(label, {}).update({f"{group} {c}": 100 * e.metrics[c] for c in cols if c in e.metrics})
-            extra[f"{label} · {e.dataset}"] = {k: 100 * v for k, v in e.metrics.items()}
+            extra[f"{label} · {e.dataset}"] = {k: 100 * v for k, v in e.metrics.items()
+                                               if not k.endswith(("_ci_low", "_ci_high"))}  # in the interval table
         table = pd.DataFrame.from_dict(rows, orient="index").reindex(columns=header)
         table.index.name = "method"
         lines = [f"## {cls.title}", "",

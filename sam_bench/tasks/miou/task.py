@@ -21,7 +21,8 @@ from ...data.types import ImageSample
 from ...errors import ConfigError, DataError
 from ...io import atomic_write
 from ...metrics.boundary import DILATION_RATIO
-from ...metrics.miou import size_bins, miou_metrics
+from ...metrics.bootstrap import UnitSample
+from ...metrics.miou import AREA_RANGES, in_range, size_bins, miou_metrics
 from ...models.base import PromptableSegmenter
 from ...registry import TASKS
 from ...engine.context import ImageResult, RunContext
@@ -49,6 +50,7 @@ class MiouOptions:
 class MiouTask(Task):
     name = "miou"
     title = "Prompted per-instance mIoU (EfficientViT-SAM / EdgeSAM / HQ-SAM protocols)"
+    headline_metrics = ("mIoU", "mBIoU")
     Options = MiouOptions
 
     def describe(self) -> dict[str, Any]:
@@ -106,6 +108,14 @@ class MiouTask(Task):
         metrics["crowd_excluded"] = sum(r.payload["crowd"] for r in results)
         metrics["empty_excluded"] = sum(r.payload["empty"] for r in results)
         return metrics
+
+    def bootstrap_units(self, ctx: RunContext, results: list[ImageResult]) -> UnitSample:
+        """Instances (objects); a size bin's column is NaN outside the bin (not counted in its mean)."""
+        rows = [(r.image_id, row) for r in results for row in r.rows]
+        columns = {"mIoU": [row["iou"] for _, row in rows], "mBIoU": [row["biou"] for _, row in rows]}
+        for size in AREA_RANGES:
+            columns[f"mIoU_{size}"] = [row["iou"] if in_range(row["area"], size) else None for _, row in rows]
+        return UnitSample("object", [f"{image}/{row['object_id']}" for image, row in rows], "mean", columns)
 
     def finalize(self, ctx: RunContext, results: list[ImageResult], metrics: dict[str, float]) -> None:
         """categories.csv: mIoU / mBIoU / instances per category (datasets with categories)."""

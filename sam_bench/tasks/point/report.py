@@ -1,9 +1,6 @@
 """report.md section of the `point` task: Fig. 9a-style mIoU@1 table, Fig. 9c curve, NoC table."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pandas as pd
 
 from ...metrics.point import REPORT_CLICKS
@@ -75,11 +72,6 @@ def point_report(title: str, entries: list[ReportEntry]) -> str:
         boundary.loc[f"{e.dataset} / {e.run_label}"] = [_pct(e.metrics.get(f"mBIoU@{n}")) for n in REPORT_CLICKS]
     lines += ["### Boundary IoU (%) after N points (mBIoU, dilation 0.02 of the image diagonal)", "",
               markdown_table(boundary.astype(float)), ""]
-    base = _link_base(entries)
-    links = [f"[{e.dataset} / {e.run_label}]({Path(os.path.relpath((e.task_dir / 'miou_curve.png').resolve(), base)).as_posix()})"
-             for e in entries if (e.task_dir / "miou_curve.png").exists()]
-    if links:
-        lines += ["Curves: " + ", ".join(links), ""]
 
     noc = pd.DataFrame(columns=["NoC@85", "NoC@90", "NoF@90", "objects"])
     noc.index.name = "dataset / run"
@@ -93,13 +85,3 @@ def point_report(title: str, entries: list[ReportEntry]) -> str:
               "NoF@90: objects that never reach 90% IoU. The paper reports no NoC; it is the standard "
               "interactive-segmentation metric (RITM)."]
     return "\n".join(lines) + "\n"
-
-
-def _link_base(entries: list[ReportEntry]) -> Path:
-    """Where the report sits (links are relative to it); when not told, the run directory for one
-    run, else the runs' common parent."""
-    told = next((e.report_dir for e in entries if e.report_dir is not None), None)
-    if told is not None:
-        return told.resolve()
-    dirs = {e.run_dir.resolve() for e in entries}
-    return dirs.pop() if len(dirs) == 1 else Path(os.path.commonpath([str(d) for d in dirs]))

@@ -31,7 +31,8 @@ from ...data.types import ImageSample
 from ...errors import ConfigError, DataError
 from ...metrics.boundary import Mask, boundary_iou
 from ...metrics.ground_truth import GroundTruth, click_inputs
-from ...metrics.point import REPORT_CLICKS, iou_matrix, miou_curve, point_metrics
+from ...metrics.bootstrap import UnitSample
+from ...metrics.point import NOC_THRESHOLDS, REPORT_CLICKS, iou_matrix, miou_curve, number_of_clicks, point_metrics
 from ...models.base import PromptableSegmenter
 from ...models.upsampling import upsampled_chunks
 from ...prompts.clicks import Click, add_corrective_clicks, center_click, on_device, random_click
@@ -156,6 +157,7 @@ def interactive_session(model: PromptableSegmenter, embedding: ImageEmbedding, g
 class PointTask(Task):
     name = "point"
     title = "Point-prompted valid masks (paper §7.1, Fig. 9)"
+    headline_metrics = ("mIoU@1", "mIoU@5", "NoC@90")
     Options = PointOptions
     paper_section = (7, 1)  # report order
 
@@ -216,6 +218,19 @@ class PointTask(Task):
         metrics.update({f"mBIoU@{n}": float(bious[:, n - 1].mean()) for n in REPORT_CLICKS if n <= bious.shape[1]})
         metrics["skipped_objects"] = sum(len(r.payload["skipped"]) for r in results)
         return metrics
+
+    def bootstrap_units(self, ctx: RunContext, results: list[ImageResult]) -> UnitSample:
+        """Objects: each headline metric is a mean of per-object values."""
+        ious, oracle = self._ious(results)
+        objects = [(r.image_id, o) for r in results for o in r.payload["objects"]]
+        bious = iou_matrix([o["bious"] for _, o in objects], self.options.max_clicks)
+        columns = {f"mIoU@{n}": ious[:, n - 1] for n in REPORT_CLICKS if n <= ious.shape[1]}
+        columns.update({f"NoC@{t}": number_of_clicks(ious, t / 100) for t in NOC_THRESHOLDS})
+        columns.update({f"mBIoU@{n}": bious[:, n - 1] for n in REPORT_CLICKS if n <= bious.shape[1]})
+        if oracle is not None:
+            columns["oracle_mIoU@1"] = oracle
+        return UnitSample("object", [f"{image}/{o['object_id']}" for image, o in objects], "mean",
+                          {name: [float(v) for v in values] for name, values in columns.items()})
 
     def finalize(self, ctx: RunContext, results: list[ImageResult], metrics: dict[str, float]) -> None:
         from matplotlib.figure import Figure  # no pyplot: no global backend state

@@ -27,7 +27,8 @@ from ...detect.clip import (CATEGORY_TEMPLATES, EXPRESSION_TEMPLATES, ClipScorer
 from ...data.coco_results import encode_masks
 from ...data.types import ImageSample
 from ...errors import ConfigError, DataError
-from ...metrics.text import ciou, coco_mask_ap, giou, per_item_iou, precision_at
+from ...metrics.bootstrap import UnitSample
+from ...metrics.text import PRECISION_AT, ciou, coco_mask_ap, giou, per_item_iou, precision_at
 from ...models.base import PromptableSegmenter
 from ...reference import paper
 from ...registry import TASKS
@@ -104,6 +105,7 @@ def phrase_of(category_name: str) -> str:
 class TextTask(Task):
     name = "text"
     title = "Zero-shot text-to-mask (SAM + CLIP; sam-bench protocol)"
+    headline_metrics = ("mIoU", "gIoU", "cIoU")
     Options = TextOptions
     paper_section = (7, 5)  # report order
     requires = (PromptableSegmenter, ConceptSegmenter)  # concept models only with candidates=concepts
@@ -330,6 +332,19 @@ class TextTask(Task):
         if self.kind == "category" and self.options.ap_categories != "none":
             metrics.update(self._mask_ap(ctx, results))
         return metrics
+
+    def bootstrap_units(self, ctx: RunContext, results: list[ImageResult]) -> UnitSample:
+        """Images, each [denominator, numerator] of every ratio: gIoU / mIoU [queries, sum of IoUs],
+        cIoU [union, intersection], P@t [queries, hits]. (mask AP gets no interval.)"""
+        prefix = "gIoU" if self.kind == "expression" else "mIoU"
+        columns: dict[str, list[list[float]]] = {prefix: [], "cIoU": [], **{f"P@{t:g}": [] for t in PRECISION_AT}}
+        for r in results:
+            ious = per_item_iou([row["intersection"] for row in r.rows], [row["union"] for row in r.rows])
+            columns[prefix].append([len(ious), float(ious.sum())])
+            columns["cIoU"].append([sum(row["union"] for row in r.rows), sum(row["intersection"] for row in r.rows)])
+            for t in PRECISION_AT:
+                columns[f"P@{t:g}"].append([len(ious), float(np.count_nonzero(ious >= t))])
+        return UnitSample("image", [r.image_id for r in results], "ratio", columns)
 
     def _mask_ap(self, ctx: RunContext, results: list[ImageResult]) -> dict[str, float]:
         ann_file = ctx.dataset.annotation_file

@@ -20,6 +20,7 @@ from ...data.video import VideoSample
 from ...engine.context import ImageResult, RunContext
 from ...errors import ConfigError, DataError
 from ...io import atomic_write
+from ...metrics.bootstrap import UnitSample
 from ...metrics.vos import BOUND_TH, METRIC_KEYS, ObjectScore, dataset_metrics
 from ...models.base import PromptableSegmenter
 from ...models.video import VideoSegmenter
@@ -67,6 +68,7 @@ def video_segmenter(model: PromptableSegmenter | VideoSegmenter) -> VideoSegment
 class VosTask(Task):
     name = "vos"
     title = "Semi-supervised video object segmentation (J&F)"
+    headline_metrics = ("J&F", "J_mean", "F_mean")
     Options = VosOptions
     requires = (VideoSegmenter, PromptableSegmenter)
     paper_section = (99, 1)
@@ -141,6 +143,18 @@ class VosTask(Task):
             return counts
         scores = [ObjectScore(**o) for r in results for o in r.payload["objects"]]
         return {**dataset_metrics(scores), **counts}
+
+    def bootstrap_units(self, ctx: RunContext, results: list[ImageResult]) -> Optional[UnitSample]:
+        """Sequences, each [objects scored, sum over them] of every statistic: the dataset's
+        mean over all objects of the drawn sequences (J&F from each object's (J + F) / 2)."""
+        if getattr(ctx.dataset, "server", None):
+            return None  # no ground truth here, no number
+        columns: dict[str, list[list[float]]] = {k: [] for k in METRIC_KEYS}
+        for r in results:
+            rows = [ObjectScore(**o).summary() for o in r.payload["objects"] if o["frames"]]
+            for k in METRIC_KEYS:
+                columns[k].append([len(rows), float(sum(row[k] for row in rows))])
+        return UnitSample("sequence", [r.image_id for r in results], "ratio", columns)
 
     def finalize(self, ctx: RunContext, results: list[ImageResult], metrics: dict[str, float]) -> None:
         """objects.csv, sequences.csv and jf_per_sequence.png; for a server split, where to send it."""
