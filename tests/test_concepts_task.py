@@ -196,7 +196,9 @@ def test_report_says_k_of_7_and_shows_published_rows(shared_data, tmp_path):
     assert "| dataset / run | data | cgF1 | cgF1@0.5 | cgF1@0.75 | pmF1 | IL_MCC |" in report
     assert "percentile bootstrap over querys" not in report and "percentile bootstrap over queries" in report
     cell = f"{100 * metrics['cgF1']:.1f} [{100 * metrics['cgF1_ci_low']:.1f}, {100 * metrics['cgF1_ci_high']:.1f}]"
-    assert any(x.startswith("| saco_gold / ") and cell in x and " queries" in x for x in report.splitlines())
+    mcc = f"{metrics['IL_MCC']:.2f} [{metrics['IL_MCC_ci_low']:.2f}, {metrics['IL_MCC_ci_high']:.2f}] |"  # as SAM 3: -1..1
+    assert any(x.startswith("| saco_gold / ") and cell in x and x.endswith(mcc) and " queries" in x
+               for x in report.splitlines())
 
 
 def test_data_check_names_missing_files(shared_data, tmp_path):
