@@ -1,4 +1,5 @@
-"""Command line: `run`, `report`, `leaderboard`, `list`, `data check`, `detect`, `--demo` (also installed as `sam-bench`)."""
+"""Command line: `run`, `score`, `status`, `report`, `leaderboard`, `list`, `data check`, `detect`, `--demo`
+(also installed as `sam-bench`)."""
 from __future__ import annotations
 
 import argparse
@@ -42,6 +43,8 @@ def bootstrap_resamples(text: str) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .launch.settings import add_launch_arguments
+
     parser = argparse.ArgumentParser(prog="sam-bench", description=__doc__)
     parser.add_argument("--demo", action="store_true", help="run every task on a synthetic dataset")
     parser.add_argument("--out", help="output directory for --demo (default results/demo)")
@@ -80,6 +83,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--label", help="column name for this run in reports")
     run.add_argument("--fresh", action="store_true", default=None,
                      help="discard an interrupted run's progress instead of resuming")
+    run.add_argument("--score", choices=["end", "later"], default="end",
+                     help="later: store the per-image records, score them with `sam-bench score OUT`")
+    add_launch_arguments(run, shards=True)
+
+    score = sub.add_parser("score", help="score the tasks stored by `run --score later` (on CPUs)")
+    score.add_argument("out")
+    add_launch_arguments(score, shards=False)
+    status = sub.add_parser("status", help="each task x dataset x shard of OUT: planned ... scored (exit 0: all scored)")
+    status.add_argument("out")
 
     rep = sub.add_parser("report", help="rebuild the report from run directories")
     rep.add_argument("dirs", nargs="+", help="run directories, or folders holding them (all are reported)")
@@ -149,8 +161,10 @@ def dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: l
         from .config import load_run_config, parse_model_args
         from .runner import run
 
-        if args.data_dir or args.tasks:
-            raise SamBenchError("--data-dir and --tasks go with --suite")
+        from .launch.settings import launch_settings
+
+        if args.data_dir or args.tasks or launch_settings(args):
+            raise SamBenchError("--data-dir, --tasks and --launcher go with --suite")
         args.data_root = args.data_root[-1] if args.data_root else None
         overrides = {k: getattr(args, k) for k in (
             "task", "model", "dataset", "checkpoint", "data_root", "split", "out", "limit", "cache_dir",
@@ -162,10 +176,17 @@ def dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: l
         from .io import finite
         from .reporting.terminal import metric_lines
 
-        metrics = run(cfg)
+        metrics = run(cfg, score=args.score == "end")
+        if args.score == "later":
+            print(f"stored: {Path(cfg.out) / cfg.result_name / cfg.dataset}; score with: sam-bench score {cfg.out}")
+            return 0
         print("\n".join(metric_lines(finite(metrics))))
         print(f"results: {Path(cfg.out) / cfg.result_name / cfg.dataset}; report: {Path(cfg.out) / 'report.md'}")
         return 0
+    if args.command in ("score", "status"):
+        from .launch.commands import score_command, status_command
+
+        return score_command(args) if args.command == "score" else status_command(args)
     if args.command == "report":
         from .api import report
 
@@ -197,6 +218,7 @@ def dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace, extra: l
 def run_suite_command(args: argparse.Namespace, extra: list[str]) -> int:
     """`run --suite NAME`: the suite's task definitions, skips and failures summed up at the end."""
     from .config import parse_model_args
+    from .launch.settings import launch_settings
     from .reporting.writer import write_report
     from .suite_runner import SuiteSettings, run_suite, summary_lines
 
@@ -220,8 +242,14 @@ def run_suite_command(args: argparse.Namespace, extra: list[str]) -> int:
     settings = SuiteSettings(suite=args.suite, out=out, model=args.model,
                              data_dir=Path(args.data_dir) if args.data_dir else None, data_roots=roots,
                              tasks=[t.strip() for t in args.tasks.split(",") if t.strip()] if args.tasks else None,
-                             limit=args.limit, run=run_settings)
-    outcomes = run_suite(settings)
+                             limit=args.limit, run=run_settings, score=args.score)
+    launch = launch_settings(args)
+    if launch is None:
+        outcomes = run_suite(settings)
+    else:
+        from .launch.driver import launch_suite
+
+        outcomes = launch_suite(settings, launch)
     print("\n".join(summary_lines(args.suite, outcomes)))
     if (out / "run.json").exists():  # nothing ran ever: no report
         print(f"report: {write_report([out], out / 'report.md')}")

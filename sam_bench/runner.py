@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import time
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -27,12 +28,14 @@ from .core.workers import die_with_parent
 from .core.preflight import disk_full, ensure_writable, missing_folders, remove_if_empty
 from .data.prefetch import prefetch
 from .data.registry import open_dataset
+from .data.types import Dataset
 from .engine.context import ImageResult, RunContext
 from .engine.eta import EtaLog
 from .engine.inputs import INPUTS_FILE, InputFiles, redo_changed, write_inputs
 from .engine.lock import TaskLock
 from .engine.progress import ProgressStore
 from .engine.speed import speed_record
+from .engine.shards import WHOLE, write_shard_record
 from .engine.staging import RECORD_FILE, Staging
 from .errors import ConfigError, DataError, SamBenchError
 from .io import atomic_write, read_json_record, write_json
@@ -44,6 +47,7 @@ from .models.checked import FiniteOutputs
 from .plugins import load_plugins
 from .registry import MODELS, TASKS
 from .reporting.writer import write_report
+from .tasks.base import Task
 
 log = logging.getLogger(__name__)
 
@@ -113,11 +117,13 @@ def run_fingerprint(cfg: RunConfig, task_desc: dict, model_info: dict, dataset_m
     return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def run(cfg: RunConfig) -> dict[str, float]:
+def run(cfg: RunConfig, score: bool = True) -> dict[str, float]:
     """Run one task on one dataset with one model; returns the metrics (on every rank).
 
     Rank 0 owns the task folder for the whole run (engine/lock.py); a second run into it fails at
-    once. Work happens in a staging folder that replaces the previous results only when complete."""
+    once. Work happens in a staging folder that replaces the previous results only when complete.
+    `score=False` (`--score later`) stops after the per-image records: `sam-bench score` scores them
+    (stages.py) and the metrics returned are empty."""
     load_plugins()
     cfg = with_absolute_paths(cfg)
     world = Distributed()
@@ -138,7 +144,7 @@ def run(cfg: RunConfig) -> dict[str, float]:
         try:
             if world.rank == 0:  # a run killed between its swap and run.json: the folder on disk wins
                 publish_record(Path(cfg.out), f"{cfg.result_name}/{cfg.dataset}", task_dir, only_if_stale=True)
-            return _run(cfg, world)
+            return _run(cfg, world, score)
         except OSError as exc:
             raise disk_full(exc, Path(cfg.out)) or exc
         finally:
@@ -149,8 +155,28 @@ def run(cfg: RunConfig) -> dict[str, float]:
         world.close()
 
 
-def _run(cfg: RunConfig, world: Distributed) -> dict[str, float]:
-    started, t0 = now(), time.perf_counter()
+@dataclass
+class OpenRun:
+    """Everything a run builds before its first image."""
+
+    cfg: RunConfig
+    task: Task
+    model: Model | None  # None: a task that scores given predictions
+    dataset: Dataset
+    ctx: RunContext
+    staging: Staging
+    fingerprint: str
+    model_record: dict[str, Any]
+    cache: EmbeddingCache | None
+    ids: list[str]
+
+    @property
+    def task_dir(self) -> Path:
+        return Path(self.cfg.out) / self.cfg.result_name / self.cfg.dataset
+
+
+def open_run(cfg: RunConfig) -> OpenRun:
+    """Task, model, dataset, the run's identity and its context (working in the staging folder)."""
     device = resolve_device(cfg.device)
     task_cls = TASKS.get(cfg.task)
     task = task_cls(build_options(task_cls.Options, cfg.options, cfg.task))
@@ -162,88 +188,120 @@ def _run(cfg: RunConfig, world: Distributed) -> dict[str, float]:
     if model is not None:
         require(model, task_cls.requires, cfg.task)
     dataset = open_dataset(cfg.dataset, cfg.data_root, cfg.split, cfg.limit, cfg.seed)
-    out_dir = Path(cfg.out)
-    task_dir = out_dir / cfg.result_name / cfg.dataset
     model_record = _model_record(model, cfg)
-    staging = Staging(task_dir)
+    staging = Staging(Path(cfg.out) / cfg.result_name / cfg.dataset)
     fingerprint = run_fingerprint(cfg, task.describe(), model_record, dataset.metadata,
                                   isinstance(model, CachedSegmenter), device)
-    store, inputs = ProgressStore(staging.work, world.rank), InputFiles()
-    action = None
-    if world.rank == 0:
-        action = staging.prepare(fingerprint, cfg.fresh)
-        store.load()
-        store.drop(redo_changed(inputs, store.inputs))  # an image whose files changed is redone
-    action = world.broadcast(action)
     ctx = RunContext(model=model, dataset=dataset, out_dir=staging.work, device=device, config=cfg)
-    task.setup(ctx)
-
     ids = dataset.image_ids()
     if len(set(ids)) != len(ids):
         repeated = sorted({str(i) for i in ids if ids.count(i) > 1})
         raise DataError(f"dataset '{cfg.dataset}' ({cfg.data_root}): {len(repeated)} image ids are not unique: "
                         + ", ".join(repeated[:10]))
-    done = set(store.load())
-    todo = [i for i, image_id in enumerate(ids) if image_id not in done]
-    mine = todo[world.rank::world.world]
-    if world.rank == 0:
-        log.info("%s/%s: %s; %d images, %d already done", cfg.task, cfg.dataset, action, len(ids), len(done))
+    return OpenRun(cfg, task, model, dataset, ctx, staging, fingerprint, model_record, cache, ids)
+
+
+def evaluate_images(r: OpenRun, store: ProgressStore, inputs: InputFiles, positions: list[int], show: bool) -> None:
+    """Evaluate the images at `positions` of the dataset, appending each record (with the identity of
+    the files it was computed from) to `store`."""
+    cfg, label = r.cfg, f"{r.cfg.task}/{r.cfg.dataset}"
     appender = store.open_for_append()
     try:
-        samples = ((dataset.get(i) for i in mine) if model is None or not task.loads_images()
-                   else prefetch(dataset, mine, model, cfg.workers, cfg.encode_batch))
-        bar = tqdm(samples, total=len(mine), desc=f"{cfg.task}/{cfg.dataset} [{model_record['label']}]", unit="img",
-                   disable=world.rank != 0 or None, dynamic_ncols=True)
-        eta = EtaLog(f"{cfg.task}/{cfg.dataset}", len(mine), enabled=world.rank == 0)
-        for index, sample in zip(mine, bar):
-            computed_from = inputs.identity(task.input_files(dataset, index))
-            with ctx.timed("evaluate"):
-                result = task.evaluate_image(ctx, sample)
+        samples = ((r.dataset.get(i) for i in positions) if r.model is None or not r.task.loads_images()
+                   else prefetch(r.dataset, positions, r.model, cfg.workers, cfg.encode_batch))
+        bar = tqdm(samples, total=len(positions), desc=f"{label} [{r.model_record['label']}]", unit="img",
+                   disable=not show or None, dynamic_ncols=True)
+        eta = EtaLog(label, len(positions), enabled=show)
+        for index, sample in zip(positions, bar):
+            computed_from = inputs.identity(r.task.input_files(r.dataset, index))
+            with r.ctx.timed("evaluate"):
+                result = r.task.evaluate_image(r.ctx, sample)
             appender.append(result, computed_from)
             eta.step()
     finally:
         appender.close()
+
+
+def run_record(r: OpenRun, started: str, images_resumed: int, action: str, world_size: int) -> dict[str, Any]:
+    """run.json's record of a run, less its inputs, end time and wall seconds (score_and_commit adds them)."""
+    cache = r.cache
+    return {
+        "config": r.cfg.to_dict(), "task_options": r.task.describe(), "model": r.model_record,
+        "device": str(r.ctx.device), "world_size": world_size, "dataset": r.dataset.metadata,
+        "images": len(r.ids), "images_available": getattr(r.dataset, "available", len(r.ids)),
+        "images_resumed": images_resumed, "action": action, "started": started,
+        "embedding_cache": None if cache is None else {"dir": str(cache.root), "hits": cache.hits,
+                                                       "misses": cache.misses},
+    }
+
+
+def _run(cfg: RunConfig, world: Distributed, score: bool) -> dict[str, float]:
+    started, t0 = now(), time.perf_counter()
+    r = open_run(cfg)
+    store, inputs = ProgressStore(r.staging.work, world.rank), InputFiles()
+    action = None
+    if world.rank == 0:
+        action = r.staging.prepare(r.fingerprint, cfg.fresh)
+        store.load()
+        store.drop(redo_changed(inputs, store.inputs))  # an image whose files changed is redone
+    action = world.broadcast(action)
+    r.task.setup(r.ctx)
+
+    done = set(store.load())
+    todo = [i for i, image_id in enumerate(r.ids) if image_id not in done]
+    if world.rank == 0:
+        log.info("%s/%s: %s; %d images, %d already done", cfg.task, cfg.dataset, action, len(r.ids), len(done))
+    evaluate_images(r, store, inputs, todo[world.rank::world.world], show=world.rank == 0)
     world.barrier()
 
     metrics: dict[str, float] = {}
     if world.rank == 0:
-        by_id = store.load()
-        missing = [i for i in ids if i not in by_id]
-        if missing:
-            raise SamBenchError(f"{staging.work / 'progress'}: {len(missing)} images have no result (e.g. "
-                                f"{', '.join(map(str, missing[:3]))}; their records were damaged during the run); "
-                                "rerun the same command to redo them")
-        results = [by_id[i] for i in ids]
-        inputs_digest = write_inputs(staging.work / INPUTS_FILE, (store.inputs[i] for i in ids))
-        with ctx.timed("metrics"):
-            metrics = task.compute_metrics(ctx, results)
-            write_items(staging.work / "items.csv", results)
-            task.finalize(ctx, results, metrics)
-        units = task.bootstrap_units(ctx, results)
-        if units is not None:  # intervals of the headline metrics; units.json for paired comparisons
-            if cfg.ci:
-                with ctx.timed("bootstrap"):
-                    units.keep_replicates(cfg.ci, cfg.seed)
-                    metrics.update(units.intervals(cfg.ci, cfg.seed))
-            write_json(staging.work / UNITS_FILE, units.to_json())
-        write_json(staging.work / "metrics.json", metrics)
-        record = {
-            "config": cfg.to_dict(), "task_options": task.describe(), "model": model_record,
-            "device": str(device), "world_size": world.world, "dataset": dataset.metadata,
-            "images": len(ids), "images_available": getattr(dataset, "available", len(ids)),
-            "images_resumed": len(done), "action": action, "inputs_digest": inputs_digest,
-            "started": started, "finished": now(),
-            "wall_seconds": {"total": time.perf_counter() - t0, **dict(ctx.timed.seconds)},
-            "speed": speed_record(device, cfg.precision, cfg.compile, getattr(model, "batch_size", cfg.batch_size),
-                                  cfg.encode_batch, ctx.timed.seconds, len(mine)),
-            "embedding_cache": None if cache is None else {"dir": str(cache.root), "hits": cache.hits,
-                                                           "misses": cache.misses},
-        }
-        write_json(staging.work / RECORD_FILE, record)
-        with locked(out_dir):
-            staging.commit()
-        publish_record(out_dir, f"{cfg.result_name}/{cfg.dataset}", task_dir)
+        record = run_record(r, started, len(done), action, world.world)
+        if score:
+            metrics = score_and_commit(r, record, t0)
+        else:  # --score later: the records wait in the staging folder for `sam-bench score`
+            record["wall_seconds"] = {"total": time.perf_counter() - t0, **dict(r.ctx.timed.seconds)}
+            write_shard_record(r.staging.work, WHOLE, {**record, "finished": now(), "fingerprint": r.fingerprint})
     return world.broadcast(metrics)
+
+
+def score_and_commit(r: OpenRun, record: dict[str, Any], t0: float) -> dict[str, float]:
+    """Merge every part's records, compute the metrics, write the results and swap them into place.
+    `record`'s wall seconds (of stored shards, if any) are added to this process's since `t0`."""
+    store = ProgressStore(r.staging.work)
+    by_id = store.load()
+    missing = [i for i in r.ids if i not in by_id]
+    if missing:
+        raise SamBenchError(f"{r.staging.work / 'progress'}: {len(missing)} images have no result (e.g. "
+                            f"{', '.join(map(str, missing[:3]))}; their records were damaged during the run, or "
+                            "their shard has not finished); rerun the same command to redo them")
+    results = [by_id[i] for i in r.ids]
+    inputs_digest = write_inputs(r.staging.work / INPUTS_FILE, (store.inputs[i] for i in r.ids))
+    with r.ctx.timed("metrics"):
+        metrics = r.task.compute_metrics(r.ctx, results)
+        write_items(r.staging.work / "items.csv", results)
+        r.task.finalize(r.ctx, results, metrics)
+    units = r.task.bootstrap_units(r.ctx, results)
+    if units is not None:  # intervals of the headline metrics; units.json for paired comparisons
+        if r.cfg.ci:
+            with r.ctx.timed("bootstrap"):
+                units.keep_replicates(r.cfg.ci, r.cfg.seed)
+                metrics.update(units.intervals(r.cfg.ci, r.cfg.seed))
+        write_json(r.staging.work / UNITS_FILE, units.to_json())
+    write_json(r.staging.work / "metrics.json", metrics)
+    seconds = {"total": time.perf_counter() - t0, **dict(r.ctx.timed.seconds)}
+    for stage, value in record.get("wall_seconds", {}).items():
+        seconds[stage] = seconds.get(stage, 0.0) + value
+    evaluated = len(r.ids) - record["images_resumed"]  # images whose stage times the seconds hold
+    speed = speed_record(r.ctx.device, r.cfg.precision, r.cfg.compile,
+                         getattr(r.model, "batch_size", r.cfg.batch_size), r.cfg.encode_batch, seconds, evaluated)
+    write_json(r.staging.work / RECORD_FILE, {**record, "inputs_digest": inputs_digest, "finished": now(),
+                                              "wall_seconds": seconds, "speed": speed})
+    out_dir = Path(r.cfg.out)
+    with locked(out_dir):
+        r.staging.commit()
+    publish_record(out_dir, f"{r.cfg.result_name}/{r.cfg.dataset}", r.task_dir)
+    return metrics
 
 
 def _model_record(model: Model | None, cfg: RunConfig) -> dict[str, Any]:

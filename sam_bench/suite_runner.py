@@ -45,6 +45,7 @@ class SuiteSettings:
     tasks: Optional[list[str]] = None  # --tasks a,b: a part of the suite
     limit: Optional[int] = None  # per dataset
     run: dict[str, Any] = field(default_factory=dict)  # checkpoint, model_args, device, precision, ...
+    score: str = "end"  # end | later: store per-image records, `sam-bench score OUT` scores them
 
 
 @dataclass
@@ -52,7 +53,7 @@ class Outcome:
     definition: str
     dataset: str
     model: str
-    status: str  # ran | done (finished earlier) | skipped | failed
+    status: str  # ran | stored (scoring left for `sam-bench score`) | done (finished earlier) | skipped | failed
     detail: str = ""
 
 
@@ -97,30 +98,36 @@ def stamp(cfg: RunConfig, definition: TaskDefinition) -> str:
     return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def run_suite(settings: SuiteSettings) -> list[Outcome]:
-    """Run every planned (task definition, model); returns one outcome each, in plan order."""
-    from .runner import run
-
+def suite_jobs(settings: SuiteSettings) -> list[tuple[TaskDefinition, str, Path]]:
+    """(task definition, model, run directory) for every planned task: OUT/<model> when the suite's
+    own model lists give several models, OUT otherwise."""
     settings.out = Path(absolute(str(settings.out)))
     ensure_writable(settings.out, "--out")
-    items = plan(settings)
     jobs = []
-    for item in items:
+    for item in plan(settings):
         models = [settings.model] if settings.model else list(item.models)
         if not models:
             raise ConfigError(f"suite '{settings.suite}': task '{item.definition.name}' names no models; give --model")
         jobs += [(item.definition, model) for model in models]
     several = settings.model is None and len({m for _, m in jobs}) > 1
-    for out in {settings.out / m if several else settings.out for _, m in jobs}:
-        _read_state(out)  # a damaged suite.json or run.json: one line naming it, before any task runs
+    placed = [(d, m, settings.out / m if several else settings.out) for d, m in jobs]
+    for out in {out for _, _, out in placed}:
+        read_state(out)  # a damaged suite.json or run.json: one line naming it, before any task runs
         read_run_json(out)
+    return placed
+
+
+def run_suite(settings: SuiteSettings) -> list[Outcome]:
+    """Run every planned (task definition, model); returns one outcome each, in plan order."""
+    from .runner import run
+
+    jobs = suite_jobs(settings)
     outcomes: list[Outcome] = []
     rank0 = int(os.environ.get("RANK", "0")) == 0
     bar = tqdm(jobs, desc=f"suite {settings.suite}", unit="task", disable=not rank0 or None, position=0,
                dynamic_ncols=True)
-    for definition, model in bar:
+    for definition, model, out in bar:
         bar.set_postfix_str(f"{definition.name} / {definition.dataset} [{model}]")
-        out = settings.out / model if several else settings.out
         outcome = _run_one(definition, model, out, settings, run)
         outcomes.append(outcome)
         if outcome.status == "failed" and rank0:
@@ -129,7 +136,8 @@ def run_suite(settings: SuiteSettings) -> list[Outcome]:
     return outcomes
 
 
-def _run_one(definition: TaskDefinition, model: str, out: Path, settings: SuiteSettings, run: Any) -> Outcome:
+def task_config(definition: TaskDefinition, model: str, out: Path, settings: SuiteSettings) -> RunConfig | Outcome:
+    """The single-task run of one suite task, or its outcome without running it (skipped, done)."""
     root = dataset_root(definition, settings)
     if root is None or not root.is_dir():
         return Outcome(definition.name, definition.dataset, model, "skipped", missing_reason(definition, root))
@@ -139,7 +147,7 @@ def _run_one(definition: TaskDefinition, model: str, out: Path, settings: SuiteS
                        "options": definition.resolved_options(root, data_dir), "name": definition.name,
                        "definition": definition.identity()})
     key, mark = f"{definition.name}/{definition.dataset}", stamp(cfg, definition)
-    state = _read_state(out)
+    state = read_state(out)
     task_dir = out / definition.name / definition.dataset
     finished = (task_dir / "metrics.json").exists()
     if not cfg.fresh and finished and state.get(key, {}).get("stamp") == mark and state[key].get("status") == "ran":
@@ -148,31 +156,55 @@ def _run_one(definition: TaskDefinition, model: str, out: Path, settings: SuiteS
             return Outcome(definition.name, definition.dataset, model, "done", "finished earlier with these settings")
         log.warning("%s: %s; running it again", key, "no record of the files it was computed from" if changed is None
                     else f"{len(changed)} input files changed since it finished (e.g. {', '.join(changed[:3])})")
+    return cfg
+
+
+def _run_one(definition: TaskDefinition, model: str, out: Path, settings: SuiteSettings, run: Any) -> Outcome:
+    cfg = task_config(definition, model, out, settings)
+    if isinstance(cfg, Outcome):
+        return cfg
     t0 = time.perf_counter()
     try:
-        run(cfg)
-        outcome = Outcome(definition.name, definition.dataset, model, "ran", f"{time.perf_counter() - t0:.0f} s")
+        run(cfg, score=settings.score == "end")
+        outcome = Outcome(definition.name, definition.dataset, model, "ran" if settings.score == "end" else "stored",
+                          f"{time.perf_counter() - t0:.0f} s")
     except Exception as exc:  # bad data, settings or a crash in one task: recorded, the suite goes on
-        log.debug("task %s failed", key, exc_info=True)
+        log.debug("task %s/%s failed", definition.name, definition.dataset, exc_info=True)
         outcome = Outcome(definition.name, definition.dataset, model, "failed",
                           f"{type(exc).__name__}: {' '.join(str(exc).split())}")
     if int(os.environ.get("RANK", "0")) == 0:
-        with locked(out):
-            state = _read_state(out)
-            state[key] = {"stamp": mark, "status": outcome.status, "detail": outcome.detail, "model": model,
-                          "suite": settings.suite, "time": now()}
-            write_json(out / STATE_FILE, state)
+        record_outcome(out, outcome, stamp(cfg, definition), settings.suite)
     return outcome
 
 
-def _read_state(out: Path) -> dict[str, Any]:
+def record_outcome(out: Path, outcome: Outcome, mark: str, suite: str) -> None:
+    """OUT/suite.json: how a task ended with which settings (what a rerun checks to skip it)."""
+    with locked(out):
+        state = read_state(out)
+        state[f"{outcome.definition}/{outcome.dataset}"] = {
+            "stamp": mark, "status": outcome.status, "detail": outcome.detail, "model": outcome.model,
+            "suite": suite, "time": now()}
+        write_json(out / STATE_FILE, state)
+
+
+def mark_scored(out: Path, key: str) -> None:
+    """A task stored by `--score later` has been scored: suite.json counts it as finished."""
+    with locked(out):
+        state = read_state(out)
+        if state.get(key, {}).get("status") == "stored":
+            state[key].update(status="ran", detail="scored", time=now())
+            write_json(out / STATE_FILE, state)
+
+
+def read_state(out: Path) -> dict[str, Any]:
     return read_json_record(out / STATE_FILE, "suite state (what this suite finished)")
 
 
 def summary_lines(suite: str, outcomes: list[Outcome]) -> list[str]:
     """The closing summary: counts, then one line per task that did not run now."""
-    count = {s: sum(o.status == s for o in outcomes) for s in ("ran", "done", "skipped", "failed")}
-    lines = [f"suite {suite}: planned {len(outcomes)}, ran {count['ran']}, already done {count['done']}, "
+    count = {s: sum(o.status == s for o in outcomes) for s in ("ran", "stored", "done", "skipped", "failed")}
+    stored = f"stored for scoring {count['stored']}, " if count["stored"] else ""
+    lines = [f"suite {suite}: planned {len(outcomes)}, ran {count['ran']}, {stored}already done {count['done']}, "
              f"skipped {count['skipped']}, failed {count['failed']}"]
     lines += [f"  {o.status}: {o.definition} [{o.model}]: {o.detail}" for o in outcomes
               if o.status in ("skipped", "failed")]

@@ -18,8 +18,8 @@ LAYERS = [
     {"taskdefs", "metrics", "amg", "engine", "detect"},  # task YAML; scoring; mask generation; run context; boxes
     {"reporting"},  # report building and formats
     {"tasks"},  # the protocols
-    {"runner"},  # one task on one dataset
-    {"suite_runner", "api"},  # suites; the Python API
+    {"runner", "stages"},  # one task on one dataset; its shards and its scoring as separate steps
+    {"suite_runner", "api", "launch"},  # suites; the Python API; suites as submitit job arrays
     {"demo"},
     {"cli", "__main__", "__init__"},
 ]

@@ -3,6 +3,10 @@
 The kernel drops an flock when its holder dies (even by SIGKILL), so a killed run never leaves the
 folder stuck; a second run into the same folder fails at once with one line naming the holder.
 The lock file sits beside the task folder, not in it, because a finished run swaps that folder.
+
+A shard of a launched run (engine/shards.py) holds the task lock shared, so the shards of a task
+run side by side while a whole-task run or the scoring step (exclusive) waits for none of them,
+and its own shard lock exclusively, so no two submissions run one shard.
 """
 from __future__ import annotations
 
@@ -34,9 +38,13 @@ class BusyError(SamBenchError):
 class TaskLock:
     """Exclusive, non-blocking ownership of one task folder for the lifetime of a run."""
 
-    def __init__(self, task_dir: Path) -> None:
+    def __init__(self, task_dir: Path, part: str | None = None, shared: bool = False) -> None:
+        """`part`: a shard's name (its own lock beside the task's); `shared`: many holders at once."""
         self.task_dir = Path(task_dir)
-        self.path = self.task_dir.parent / f".{self.task_dir.name}.lock"
+        suffix = f".{part}" if part else ""
+        self.path = self.task_dir.parent / f".{self.task_dir.name}{suffix}.lock"
+        self.what = f"{self.task_dir} ({part})" if part else str(self.task_dir)
+        self.shared = shared
         self._fd: int | None = None
 
     def acquire(self) -> "TaskLock":
@@ -44,17 +52,31 @@ class TaskLock:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 64, 0).decode(errors="replace").strip() or "unknown"
             os.close(fd)
-            raise BusyError(f"busy: another run (pid {holder}) is writing {self.task_dir}; "
+            raise BusyError(f"busy: another run (pid {holder}) is writing {self.what}; "
                             "wait for it to finish or use another --out") from None
-        os.ftruncate(fd, 0)
+        if not self.shared:
+            os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd
         _held.add(fd)
         return self
+
+    def held_elsewhere(self) -> bool:
+        """Whether a live process holds this lock exclusively (a probe that takes nothing for long)."""
+        if not self.path.exists():
+            return False
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            return True
+        finally:
+            os.close(fd)  # closing drops the probe's shared lock
 
     def release(self) -> None:
         if self._fd is not None:

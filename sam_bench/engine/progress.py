@@ -1,6 +1,7 @@
 """Per-image progress records: what makes a run resumable and shardable.
 
-Each rank appends one JSON line per finished image to `progress/part-<rank>.jsonl` and fsyncs it.
+Each rank appends one JSON line per finished image to `progress/part-<rank>.jsonl` and fsyncs it
+(a shard of a launched run to `progress/part-shard-<k>-of-<N>.jsonl`, engine/shards.py).
 A run killed mid-line leaves at most one partial last line; that line, or any line damaged
 otherwise, is dropped with a warning naming the file and line on the next start, so only that
 image is redone and every other finished image is kept. Rank 0 merges all parts (of any
@@ -22,9 +23,9 @@ log = logging.getLogger(__name__)
 
 
 class ProgressStore:
-    def __init__(self, work_dir: Path, rank: int = 0) -> None:
+    def __init__(self, work_dir: Path, rank: int | str = 0) -> None:
         self.dir = work_dir / "progress"
-        self.rank = rank
+        self.rank = rank  # a torchrun rank, or a shard's name
         self.inputs: dict[str, Any] = {}  # image id -> its input files' identities, filled by load()
 
     def _parts(self) -> list[Path]:

@@ -53,6 +53,10 @@ class Staging:
         write_json(self.state, {"fingerprint": fingerprint})
         return action
 
+    def fingerprint(self) -> str | None:
+        """The identity of the work in the staging folder (None when there is none)."""
+        return _fingerprint(self.state) if self.state.exists() else None
+
     def commit(self) -> None:
         """Put the complete staging folder in place of the task folder, atomically."""
         if not self.task_dir.exists():
