@@ -20,6 +20,7 @@ from sam_bench.data.check import check_dataset
 from sam_bench.data.concepts import coco_concept_queries
 from sam_bench.data.registry import open_dataset
 from sam_bench.errors import ConfigError
+from sam_bench.metrics.bootstrap import UNITS_FILE, UnitSample
 from sam_bench.models.concepts import ConceptMasks, ConceptSegmenter
 from sam_bench.registry import MODELS
 from sam_bench.reporting.writer import build_report
@@ -97,6 +98,18 @@ def test_stand_in_source_end_to_end(known_model, shared_data, tmp_path):
         **common["options"], "predictions": str(task_dir / "predictions.json")}}))
     assert {k: rescored[k] for k in metrics} == metrics
     assert 0 < metrics["cgF1"] < metrics["cgF1@0.5"] <= 1
+    # queries as bootstrap units: every query drawn once gives metrics.json exactly (the same
+    # accumulation); the seeded 95% intervals (1000 resamples) hold the point values
+    units = UnitSample.from_json(json.loads((task_dir / UNITS_FILE).read_text()))
+    assert (units.unit, units.ids) == ("query", list(items.query_id))
+    headline = ("cgF1", "cgF1@0.5", "cgF1@0.75", "pmF1", "IL_MCC")
+    assert units.evaluate(np.arange(len(units.ids))) == {m: metrics[m] for m in headline}
+    shuffled = np.random.default_rng(1).permutation(len(units.ids))
+    assert units.evaluate(shuffled) == pytest.approx({m: metrics[m] for m in headline}, rel=1e-12)
+    for m in headline:
+        assert metrics[f"{m}_ci_low"] <= metrics[m] <= metrics[f"{m}_ci_high"]
+        assert metrics[f"{m}_ci_low"] < metrics[f"{m}_ci_high"]
+    assert units.intervals(1000, 0) == {k: v for k, v in metrics.items() if "_ci_" in k}  # seed 0: reproduced
 
 
 def test_stand_in_source_equals_official(known_model, tmp_path, shared_data):
@@ -177,8 +190,15 @@ def test_report_says_k_of_7_and_shows_published_rows(shared_data, tmp_path):
     assert "3 of 7" in report and "SAM 3 (published)" in report and "| 54.1 | 0.82 | 66.1 |" in report
     assert "crowd official" in report and "predictions file" in report
     line = next(x for x in report.splitlines() if x.startswith("| predictions"))
-    metaclip = json.loads((out / "concepts_gold_metaclip" / "saco_gold" / "metrics.json").read_text())["cgF1"]
-    assert f"{100 * metaclip:.1f}" in line
+    metrics = json.loads((out / "concepts_gold_metaclip" / "saco_gold" / "metrics.json").read_text())
+    assert f"{100 * metrics['cgF1']:.1f}" in line
+    # the evidence table: the headline metrics with their 95% intervals over queries
+    assert "| dataset / run | data | cgF1 | cgF1@0.5 | cgF1@0.75 | pmF1 | IL_MCC |" in report
+    assert "percentile bootstrap over querys" not in report and "percentile bootstrap over queries" in report
+    cell = f"{100 * metrics['cgF1']:.1f} [{100 * metrics['cgF1_ci_low']:.1f}, {100 * metrics['cgF1_ci_high']:.1f}]"
+    mcc = f"{metrics['IL_MCC']:.2f} [{metrics['IL_MCC_ci_low']:.2f}, {metrics['IL_MCC_ci_high']:.2f}] |"  # as SAM 3: -1..1
+    assert any(x.startswith("| saco_gold / ") and cell in x and x.endswith(mcc) and " queries" in x
+               for x in report.splitlines())
 
 
 def test_data_check_names_missing_files(shared_data, tmp_path):

@@ -24,7 +24,7 @@ import pytest
 import torch
 
 from sam_bench.errors import ConfigError
-from video_fixtures import box_of, clip, inside_point, label_map
+from video_fixtures import random_sam2_checkpoint, box_of, clip, inside_point, label_map
 
 sam2_build = pytest.importorskip("sam2.build_sam", reason="sam2 not installed (pip install 'sam-bench[sam2]')")
 
@@ -36,15 +36,7 @@ CONFIG = "configs/sam2.1/sam2.1_hiera_t.yaml"
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    model = sam2_build.build_sam2(CONFIG, ckpt_path=None, device="cpu")
-    with torch.no_grad():
-        for mlp in model.sam_mask_decoder.output_hypernetworks_mlps:
-            mlp.layers[-1].weight.mul_(120.0)
-        model.sam_mask_decoder.pred_obj_score_head.layers[-1].bias.add_(20.0)
-    path = tmp_path_factory.mktemp("sam2v") / "sam2.1_hiera_tiny.pt"
-    torch.save({"model": model.state_dict()}, path)
-    return path
+    return random_sam2_checkpoint(tmp_path_factory.mktemp("sam2v") / "sam2.1_hiera_tiny.pt", CONFIG)
 
 
 @pytest.fixture(scope="module")

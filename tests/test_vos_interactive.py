@@ -16,11 +16,14 @@ import pytest
 
 from sam_bench.cli import main
 from sam_bench.data.registry import open_dataset
+from sam_bench.engine.context import ImageResult
 from sam_bench.errors import ConfigError
+from sam_bench.metrics.bootstrap import UNITS_FILE, UnitSample
 from sam_bench.metrics.vos import boundary_f, scored_frames
 from sam_bench.prompts.clicks import Click
 from sam_bench.tasks.vos_interactive.protocol import ObjectTruth, offline, online, unpack
-from sam_bench.tasks.vos_interactive.task import VosInteractiveOptions as Settings, interactive_metrics, round_scores
+from sam_bench.tasks.vos_interactive.task import (VosInteractiveOptions as Settings, VosInteractiveTask, interactive_metrics,
+                                                  round_scores)
 
 from video_standin import FileVideoSegmenter, ScriptedVideoSegmenter, cells_mask, centre, register, sample, write_davis
 
@@ -108,6 +111,25 @@ def test_metrics_carry_the_last_round_and_average_objects():
     assert (m["objects"], m["objects_unscored"], m["clicks"]) == (2, 1, pytest.approx(11 / 3))
 
 
+def test_bootstrap_units_resampled_once_each_give_the_metrics():
+    """Sequences as units; an object unscored at a round (NaN, SA-V's rule) or with no scored frame
+    is left out of that round's mean, as `interactive_metrics` leaves it out."""
+    nan = float("nan")
+    payloads = {"s1": [{"scored_frames": 4, "J": [0.5, 1.0], "F": [0.7, 0.9], "clicks": 5, "frames": 2},
+                       {"scored_frames": 4, "J": [nan, 0.2, 0.4], "F": [nan, 0.4, 0.6], "clicks": 9, "frames": 3}],
+                "s2": [{"scored_frames": 4, "J": [0.3], "F": [0.1], "clicks": 3, "frames": 1}],
+                "s3": [{"scored_frames": 0, "J": [nan], "F": [nan], "clicks": 3, "frames": 1}]}
+    results = [ImageResult(v, [], {"objects": objects, "skipped": []}) for v, objects in payloads.items()]
+    units = VosInteractiveTask(Settings(frames=3)).bootstrap_units(None, results)
+    expected = interactive_metrics([o for objects in payloads.values() for o in objects], 3)
+    assert units.evaluate(np.arange(3)) == pytest.approx({m: expected[m] for m in ("J&F", "J&F@1", "J&F@2", "J&F@3")})
+    # one sequence drawn three times: its own metrics
+    alone = interactive_metrics(payloads["s2"], 3)
+    assert units.evaluate(np.array([1, 1, 1]))["J&F"] == pytest.approx(alone["J&F"])
+    ci = units.intervals(200, 0)
+    assert ci["J&F_ci_low"] <= expected["J&F"] <= ci["J&F_ci_high"] and ci == units.intervals(200, 0)  # seeded
+
+
 def test_ties_and_pass_start_options():
     # Pass 1 of the offline trace with f2 and f4 both at J .5: earliest picks f2, latest f4.
     base = [{A}, {A, B, C, D}, {A, B}, {A, B, C, E}, {C, D}, {A, B, C}]
@@ -178,12 +200,24 @@ def test_run_records_every_round_and_scores_like_the_protocol(davis_root, finish
             objects.append({"scored_frames": 1, "J": [s[0] for s in scores], "F": [s[1] for s in scores],
                             "clicks": sum(len(x.clicks) for x in result.interactions), "frames": len(result.interactions)})
     assert (metrics.pop("baseline"), metrics.pop("objects_skipped")) == (0, 0)  # a tracker; every object prompted
+    intervals = {k: metrics.pop(k) for k in list(metrics) if "_ci_" in k}
     assert metrics == pytest.approx(interactive_metrics(objects, 3))
+    # 95% intervals over the 3 sequences (seed 0): J&F and each J&F@k, the point value inside
+    assert sorted(intervals) == sorted(f"{m}_ci_{e}" for m in ("J&F", "J&F@1", "J&F@2", "J&F@3") for e in ("low", "high"))
+    for m in ("J&F", "J&F@1", "J&F@2", "J&F@3"):
+        assert intervals[f"{m}_ci_low"] <= metrics[m] <= intervals[f"{m}_ci_high"]
+    units = UnitSample.from_json(json.loads((task_dir / UNITS_FILE).read_text()))
+    assert (units.unit, units.ids) == ("sequence", ["a", "b", "c"])
+    assert units.evaluate(np.arange(3)) == pytest.approx({m: metrics[m] for m in units.data})
     assert metrics["objects"] == 4 and metrics["J&F@3"] > metrics["J&F@1"]
     first = items.iloc[0]
     assert (first.k, first.prompt, first.n_clicks) == (1, "clicks", len(first.clicks.split()))
     report = (finished / "report.md").read_text()
     assert "### Offline: J&F (%) after k interacted frames" in report and "[open] ties between frames" in report
+    evidence = next(x for x in report.splitlines() if x.startswith("| davis2017 / ") and " split; " in x)
+    low, high = (100 * intervals[f"J&F_ci_{e}"] for e in ("low", "high"))
+    assert f"| {100 * metrics['J&F']:.1f} [{low:.1f}, {high:.1f}] |" in evidence
+    assert "| dataset / run | data | J&F | J&F@1 | J&F@2 | J&F@3 |" in report
     assert (finished / "figures/vos_interactive_curves.png").stat().st_size > 0
     assert (task_dir / "jf_curve.png").stat().st_size > 0
 

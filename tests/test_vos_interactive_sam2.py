@@ -24,7 +24,7 @@ from sam_bench.metrics.vos import region_similarity
 from sam_bench.prompts.clicks import next_click
 from sam_bench.tasks.vos_interactive.protocol import ObjectTruth, offline, online, unpack
 from sam_bench.tasks.vos_interactive.task import VosInteractiveOptions as Settings
-from video_fixtures import clip, label_map
+from video_fixtures import random_sam2_checkpoint, clip, label_map
 
 sam2_build = pytest.importorskip("sam2.build_sam", reason="sam2 not installed (pip install 'sam-bench[sam2]')")
 
@@ -44,15 +44,7 @@ def _small(builder):
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    model = sam2_build.build_sam2(CONFIG, ckpt_path=None, device="cpu")
-    with torch.no_grad():
-        for mlp in model.sam_mask_decoder.output_hypernetworks_mlps:
-            mlp.layers[-1].weight.mul_(120.0)
-        model.sam_mask_decoder.pred_obj_score_head.layers[-1].bias.add_(20.0)
-    path = tmp_path_factory.mktemp("sam2vi") / "sam2.1_hiera_tiny.pt"
-    torch.save({"model": model.state_dict()}, path)
-    return path
+    return random_sam2_checkpoint(tmp_path_factory.mktemp("sam2vi") / "sam2.1_hiera_tiny.pt", CONFIG)
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
 from sam_bench.data.video import VideoFrames
@@ -44,3 +45,19 @@ def inside_point(mask: np.ndarray) -> np.ndarray:
     distance = cv2.distanceTransform(np.pad(mask, 1).astype(np.uint8), cv2.DIST_L2, 5)[1:-1, 1:-1]
     y, x = np.unravel_index(np.argmax(distance), distance.shape)
     return np.array([[x, y]], dtype=np.float32)
+
+
+def random_sam2_checkpoint(path: Path, config: str) -> Path:
+    """A random SAM 2.1 saved like the official files. Random logits sit near 0 and its "object
+    present" head says no: the mask hypernetworks' output layers are scaled to a trained logit range
+    and the presence bias raised, so compared masks are neither empty nor full."""
+    from sam2.build_sam import build_sam2
+
+    torch.manual_seed(0)
+    model = build_sam2(config, ckpt_path=None, device="cpu")
+    with torch.no_grad():
+        for mlp in model.sam_mask_decoder.output_hypernetworks_mlps:
+            mlp.layers[-1].weight.mul_(120.0)
+        model.sam_mask_decoder.pred_obj_score_head.layers[-1].bias.add_(20.0)
+    torch.save({"model": model.state_dict()}, path)
+    return path

@@ -9,13 +9,13 @@ them. Predictions of classes the dataset does not have are dropped and counted.
 """
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 import numpy as np
 import torch
 
+from ..core.checkpoint import file_sha256
 from ..errors import CheckpointError, ConfigError
 
 Detections = tuple[np.ndarray, np.ndarray, np.ndarray]  # xywh (N, 4), category ids (N,), scores (N,)
@@ -42,13 +42,6 @@ class DetectorSource:
         xywh = np.concatenate([xyxy[:, :2], xyxy[:, 2:] - xyxy[:, :2]], axis=1)
         return xywh, cats[keep].astype(np.int64), scores[keep].astype(np.float64)
 
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _lookup(table: dict[int, int]) -> Callable[[np.ndarray], np.ndarray]:

@@ -16,6 +16,7 @@ import logging
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from ..core.checkpoint import file_sha256
 from ..data.types import Dataset
 from ..io import write_json
 
@@ -23,13 +24,6 @@ log = logging.getLogger(__name__)
 
 INPUTS_FILE = "inputs.json"  # in a finished task folder: every input file's identity
 
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class InputFiles:

@@ -16,7 +16,7 @@ Two ways to use it:
   ``accumulate`` runs per replicate).
 - Stored (what the runner and the report use): a task returns a `UnitSample` from
   ``Task.bootstrap_units``: unit ids, per-unit data and the name of a registered statistic
-  (`STATISTICS`: ``mean``, ``ratio``, ``coco_segm``, ``bsds``; add one with
+  (`STATISTICS`: ``mean``, ``ratio``, ``ratios``, ``coco_segm``, ``bsds``, ``cgf1``; add one with
   ``@STATISTICS.register("name")`` on a function ``(columns, params) -> (indices -> metrics)``). The runner writes it to ``units.json`` beside
   ``metrics.json`` and adds ``<metric>_ci_low`` / ``<metric>_ci_high`` from
   ``UnitSample.intervals``; the report reads it back for `paired_difference` (two runs, their
@@ -273,3 +273,28 @@ def _bsds(columns: dict[str, np.ndarray], params: dict[str, Any]) -> Statistic:
     counts, best, thresholds = columns["counts"], columns["best"], np.asarray(params["thresholds"])
     # counts (units, 4, T); best (units, 4): each image's counts at its own best threshold (OIS)
     return lambda index: headline_from_sums(counts[index].sum(axis=0), best[index].sum(axis=0), thresholds)
+
+
+@STATISTICS.register("ratios", help="per unit [denominators, numerators] (2, k): mean_k(sum num_k / sum den_k)")
+def _ratios(columns: dict[str, np.ndarray], params: dict[str, Any]) -> Statistic:
+    # `ratio` with a denominator per k: e.g. J&F@k over the objects scored at round k
+    def statistic(index: np.ndarray) -> dict[str, float]:
+        out = {}
+        for name, column in columns.items():
+            total = column[index].sum(axis=0)
+            with np.errstate(invalid="ignore", divide="ignore"):  # a k with no unit drawn: NaN
+                out[name] = float(np.mean(total[1] / total[0]))
+        return out
+    return statistic
+
+
+@STATISTICS.register("cgf1", help="SAM 3's cgF1, pmF1, IL_MCC from the per-query count vectors (metrics/cgf1.py)")
+def _cgf1(columns: dict[str, np.ndarray], params: dict[str, Any]) -> Statistic:
+    from .cgf1 import INTERVAL_METRICS, from_totals
+
+    counts = columns["counts"]
+
+    def statistic(index: np.ndarray) -> dict[str, float]:
+        metrics = from_totals(counts[index].sum(axis=0))
+        return {name: metrics[name] for name in INTERVAL_METRICS}
+    return statistic

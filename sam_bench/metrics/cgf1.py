@@ -102,25 +102,41 @@ def score_query(truths: Sequence[Sequence[TruthMask]], predictions: Sequence[Pre
     return {**best, "annotator": best_k, "dropped": len(predictions) - len(kept)}
 
 
+#: The metrics the bootstrap gives an interval (queries resampled; tasks/concepts).
+INTERVAL_METRICS = ("cgF1", "cgF1@0.5", "cgF1@0.75", "pmF1", "IL_MCC")
+_IL = ("TP", "FP", "TN", "FN")
+_WIDTH = 5 * len(IOU_THRESHOLDS) + 1 + len(_IL)
+
+
+def query_counts(record: dict[str, Any]) -> np.ndarray:
+    """One query's contribution to `accumulate`'s sums, as one vector (json-ready as a list):
+    tp, fp, fn, positive fp, positive F1 (each per IoU threshold), positive-with-a-prediction (1),
+    image-level outcome one-hot (TP, FP, TN, FN). Sums of these vectors are all `from_totals` needs,
+    so resampled queries are one sum per replicate (the bootstrap's `cgf1` statistic)."""
+    n = len(IOU_THRESHOLDS)
+    out = np.zeros(_WIDTH, np.float64)
+    out[5 * n + 1 + _IL.index(record["il"])] = 1
+    if "tp" in record:  # a true negative has no box-level counts
+        out[0:n], out[n:2 * n], out[2 * n:3 * n] = record["tp"], record["fp"], record["fn"]
+        if record["il"] in ("TP", "FN"):  # the evaluator's `local_positive_F1s`: truth present
+            out[3 * n:4 * n], out[4 * n:5 * n] = record["fp"], record["f1"]
+            out[5 * n] = record["num_dt"] > 0
+    return out
+
+
 def accumulate(records: Sequence[dict[str, Any]]) -> dict[str, float]:
     """Metrics over the queries' records, by `CGF1Eval.accumulate` and `summarize`: fractions; the
     averaged ones (`cgF1`, `pmF1`, ...) are means over the IoU thresholds, `@0.5` / `@0.75` single ones."""
+    counts = np.array([query_counts(r) for r in records], np.float64).reshape(len(records), _WIDTH)
+    return from_totals(counts.sum(axis=0))
+
+
+def from_totals(total: np.ndarray) -> dict[str, float]:
+    """`accumulate`'s metrics from the sum of the queries' `query_counts` vectors."""
     n = len(IOU_THRESHOLDS)
-    tp, fp, fn, pm_fp = (np.zeros(n, np.int64) for _ in range(4))
-    local_f1 = np.zeros(n, np.float64)
-    il = {"TP": 0, "FP": 0, "TN": 0, "FN": 0}
-    f1_count = 0
-    for r in records:
-        il[r["il"]] += 1
-        if "tp" not in r:
-            continue
-        tp += r["tp"]
-        fp += r["fp"]
-        fn += r["fn"]
-        if r["il"] in ("TP", "FN"):  # the evaluator's `local_positive_F1s`: truth present
-            local_f1 += r["f1"]
-            pm_fp += r["fp"]
-            f1_count += r["num_dt"] > 0
+    tp, fp, fn, pm_fp, local_f1 = (total[k * n:(k + 1) * n] for k in range(5))
+    f1_count = total[5 * n]
+    il = dict(zip(_IL, (float(v) for v in total[5 * n + 1:])))
     precision = tp / (tp + fp + 1e-4)
     pm_precision = tp / (tp + pm_fp + 1e-4)
     recall = tp / (tp + fn + 1e-4)
@@ -130,15 +146,12 @@ def accumulate(records: Sequence[dict[str, Any]]) -> dict[str, float]:
     il_precision = il["TP"] / (il["TP"] + il["FP"] + 1e-6)
     il_f1 = 2 * il_precision * il_recall / (il_precision + il_recall + 1e-6)
     il_fpr = il["FP"] / (il["FP"] + il["TN"] + 1e-6)
-    il_mcc = float(il["TP"] * il["TN"] - il["FP"] * il["FN"]) / (
-        (float(il["TP"] + il["FP"]) * float(il["TP"] + il["FN"]) * float(il["TN"] + il["FP"])
-         * float(il["TN"] + il["FN"])) ** 0.5 + 1e-6)
+    il_mcc = (il["TP"] * il["TN"] - il["FP"] * il["FN"]) / (
+        ((il["TP"] + il["FP"]) * (il["TP"] + il["FN"]) * (il["TN"] + il["FP"]) * (il["TN"] + il["FN"])) ** 0.5 + 1e-6)
     per_threshold = {"cgF1": pm_f1 * il_mcc, "precision": precision, "recall": recall, "F1": f1,
                      "pmF1": pm_f1, "positive_micro_precision": pm_precision}
-    with np.errstate(invalid="ignore", divide="ignore"):
-        macro = local_f1 / f1_count if f1_count else None
-    if macro is not None:
-        per_threshold["positive_macro_F1"] = macro
+    if f1_count:
+        per_threshold["positive_macro_F1"] = local_f1 / f1_count
     out: dict[str, float] = {}
     for name, values in per_threshold.items():
         out[name] = _mean_defined(values)

@@ -6,7 +6,10 @@ the tracker's SAM heads with its SAM2Transforms. Decoding is the SAM 2 predictor
 (sam3 ships a copy: boxes as point labels 2/3, dynamic multimask, +-32 clamp), so the batched
 decode is Sam2Segmenter's; what differs is the 72x72 embedding, the 288x288 low-res logits and the
 upsample, which fills holes up to 256 low-res pixels before the bilinear resize (max_hole_area of
-SAM3InteractiveImagePredictor).
+SAM3InteractiveImagePredictor; both sides call sam3's own SAM2Transforms.postprocess_masks, whose
+connected components are skimage.measure.label on a CPU). Because that filling is discontinuous in
+the logits, the default decoder batch is one prompt, which is bit-equal to predict_inst; a larger
+--batch-size is faster on a GPU but may fill a different hole where a logit sits within rounding of 0.
 
 The same model is a ConceptSegmenter: SAM 3's own text path, `Sam3Processor.set_image` once per
 image and `set_text_prompt` per phrase with the processor's own post-processing (presence-weighted
@@ -72,6 +75,12 @@ class Sam3Segmenter(Sam2Segmenter, ConceptSegmenter, VideoSegmenter):
         from sam3.model.sam3_image_processor import Sam3Processor
 
         predictor = sam3.inst_interactive_predictor
+        # One prompt per decoder call by default, as predict_inst: hole filling turns a last-bit
+        # difference at the 0 threshold into a jump of 10+ (a pixel joins or splits a small
+        # background component), and batched GEMMs round differently from single ones (torch 2.14's
+        # CPU Linear already differs at M=16 vs 8 rows), so a batched decode can fill other holes.
+        if batch_size is None and predictor._transforms.max_hole_area > 0:
+            batch_size = 1
         super().__init__(predictor.model, info, weights_sha256, device, precision, batch_size,
                          transforms=predictor._transforms)
         self.sam3 = sam3.to(device).eval()

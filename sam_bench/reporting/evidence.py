@@ -47,6 +47,11 @@ def with_interval(entry: ReportEntry, metric: str) -> str:
     return f"{text} [{_fmt(metric, low)}, {_fmt(metric, high)}]"
 
 
+def plural(unit: str) -> str:
+    """objects, images, sequences, queries."""
+    return unit[:-1] + "ies" if unit.endswith("y") else unit + "s"
+
+
 @lru_cache(maxsize=256)
 def _read_units(path: Path, mtime: float) -> Optional[UnitSample]:
     try:
@@ -74,7 +79,7 @@ def data_description(entry: ReportEntry) -> str:
     else:
         parts.append(f"{images} {noun}")
     if units is not None and units.unit not in ("image", "sequence"):
-        parts.append(f"{len(units.ids)} {units.unit}s")
+        parts.append(f"{len(units.ids)} {plural(units.unit)}")
     return "; ".join(parts)
 
 
@@ -94,7 +99,7 @@ def evaluated_table(entries: Sequence[ReportEntry], metrics: Sequence[str]) -> l
                      + " | ".join(with_interval(e, m) for m in metrics) + " |")
     resamples = sorted({e.record.get("config", {}).get("ci", DEFAULT_RESAMPLES) for e in entries})
     units = sorted({u.unit for e in entries if (u := load_units(e)) is not None})
-    lines += ["", f"Intervals: percentile bootstrap over {' / '.join(u + 's' for u in units) or 'units'}, "
+    lines += ["", f"Intervals: percentile bootstrap over {' / '.join(plural(u) for u in units) or 'units'}, "
                   f"{' / '.join(str(r) for r in resamples)} resamples (0: `--ci off`), seeded with the run's seed."]
     return lines
 
@@ -150,8 +155,8 @@ def comparison_table(entries: Sequence[ReportEntry], metrics: Sequence[str]) -> 
 
 def _common(d: Difference, unit: str, run: str, reference: str) -> str:
     if not d.only_a and not d.only_b:
-        return f"all {d.common} {unit}s (the same in both)"
-    return (f"only the {d.common} {unit}s both evaluated ({run}: {d.common + d.only_a}, "
+        return f"all {d.common} {plural(unit)} (the same in both)"
+    return (f"only the {d.common} {plural(unit)} both evaluated ({run}: {d.common + d.only_a}, "
             f"{reference}: {d.common + d.only_b}; the others are left out)")
 
 

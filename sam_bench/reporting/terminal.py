@@ -5,7 +5,7 @@ from fnmatch import fnmatch
 from typing import Any
 
 # Float metrics that are not fractions of 1 (clicks, masks, candidates per image...): printed as is.
-NOT_FRACTIONS = ("NoC@*", "*per_image*", "*per_second*", "*seconds*", "max_*")
+NOT_FRACTIONS = ("NoC@*", "*per_image*", "*per_second*", "*seconds*", "max_*", "*MCC*")  # MCC: a correlation, -1..1
 
 
 def format_metric(name: str, value: Any) -> str:

@@ -24,7 +24,9 @@ from ...data.types import Dataset, ImageSample
 from ...detect.concept_sources import build_concept_source
 from ...engine.context import ImageResult, RunContext
 from ...errors import ConfigError, DataError
-from ...metrics.cgf1 import CROWD_MODES, IOU_THRESHOLDS, PredictedMask, accumulate, score_query
+from ...metrics.bootstrap import UnitSample
+from ...metrics.cgf1 import (CROWD_MODES, INTERVAL_METRICS, IOU_THRESHOLDS, PredictedMask, accumulate,
+                              query_counts, score_query)
 from ...models.base import PromptableSegmenter
 from ...models.concepts import ConceptMasks, ConceptSegmenter
 from ...registry import TASKS
@@ -64,6 +66,7 @@ class ConceptsTask(Task):
     Options = ConceptOptions
     requires = (ConceptSegmenter, PromptableSegmenter)
     paper_section = (99, 20)
+    headline_metrics = INTERVAL_METRICS
 
     def __init__(self, options: ConceptOptions) -> None:
         super().__init__(options)
@@ -201,6 +204,15 @@ class ConceptsTask(Task):
                             "not instance-exhaustive, or not asked), e.g. %s", self.predictions.path,
                             metrics["predictions_not_scored"], len(outside), ", ".join(sorted(outside)[:3]))
         return metrics
+
+    def bootstrap_units(self, ctx: RunContext, results: list[ImageResult]) -> Optional[UnitSample]:
+        """Queries, each its vector of counts (`metrics.cgf1.query_counts`): a resample sums them and
+        recomputes cgF1 with `accumulate`'s own arithmetic."""
+        records = [r for res in results for r in res.payload.get("queries", [])]
+        if not records:
+            return None
+        return UnitSample("query", [r["query_id"] for r in records], "cgf1",
+                          {"counts": [query_counts(r).tolist() for r in records]})
 
     def finalize(self, ctx: RunContext, results: list[ImageResult], metrics: dict[str, float]) -> None:
         if self.store is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 
@@ -21,6 +21,7 @@ from ...data.video import VideoSample
 from ...engine.context import ImageResult, RunContext
 from ...errors import ConfigError, DataError
 from ...io import atomic_write
+from ...metrics.bootstrap import UnitSample
 from ...metrics.vos import VideoScorer, scored_frames
 from ...models.base import Model, PromptableSegmenter
 from ...models.video import VideoSegmenter
@@ -97,6 +98,8 @@ class VosInteractiveTask(Task):
     title = "Interactive video segmentation (SAM 2's offline / online protocols, J&F after k interacted frames)"
     Options = VosInteractiveOptions
     requires = (VideoSegmenter, PromptableSegmenter)
+    # J&F@k up to the default 8 frames (the paper's curve); a run with more keeps the rest in metrics.json
+    headline_metrics = ("J&F", *(f"J&F@{k}" for k in range(1, 9)))
 
     def describe(self) -> dict[str, Any]:
         return {**asdict(self.options), "objects": "separate sessions (as the paper)",
@@ -150,6 +153,25 @@ class VosInteractiveTask(Task):
         metrics["baseline"] = int(self.video_model.is_baseline)  # reports label the per-frame baseline
         metrics["objects_skipped"] = sum(len(r.payload["skipped"]) for r in results)  # empty on their first frame
         return metrics
+
+    def bootstrap_units(self, ctx: RunContext, results: list[ImageResult]) -> Optional[UnitSample]:
+        """Sequences (as the `vos` task): per k, [objects scored at round k, sum of their J&F]; a
+        resample's J&F@k is the mean over the drawn sequences' objects, J&F the mean over k."""
+        frames = self.options.frames
+        columns: dict[str, list[list[list[float]]]] = {"J&F": []}
+        columns.update({f"J&F@{k}": [] for k in range(1, frames + 1)})
+        for r in results:
+            per_k = np.zeros((2, frames))
+            for o in r.payload["objects"]:
+                if not o["scored_frames"]:
+                    continue
+                jf = np.array([(o["J"][min(k, len(o["J"])) - 1] + o["F"][min(k, len(o["F"])) - 1]) / 2
+                               for k in range(1, frames + 1)])
+                per_k += np.stack([np.isfinite(jf), np.nan_to_num(jf)])  # NaN (not yet seen, SA-V): not counted
+            columns["J&F"].append(per_k.tolist())
+            for k in range(frames):
+                columns[f"J&F@{k + 1}"].append(per_k[:, k:k + 1].tolist())
+        return UnitSample("sequence", [r.image_id for r in results], "ratios", columns)
 
     def finalize(self, ctx: RunContext, results: list[ImageResult], metrics: dict[str, float]) -> None:
         from .report import curve_figure
