@@ -86,8 +86,8 @@ def test_lost_progress_records_are_one_line_with_the_remedy(grabcut, tmp_path, c
     _fail_on_call(monkeypatch, 2, damaged)
     assert main(point(grabcut, out)) == 2
     assert one_error(capsys) == (f"sam-bench: error: {out / 'point' / '.grabcut.staging' / 'progress'}: 1 images have "
-                                 f"no result (e.g. {NAMES[1]}; their records were damaged during the run); rerun the "
-                                 "same command to redo them")
+                                 f"no result (e.g. {NAMES[1]}; their records were damaged during the run, or their shard "
+                                 "has not finished); rerun the same command to redo them")
     monkeypatch.undo()
     assert main(point(grabcut, out)) == 0
     assert json.loads((out / "run.json").read_text())["tasks"]["point/grabcut"]["images_resumed"] == 2

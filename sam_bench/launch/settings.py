@@ -79,10 +79,10 @@ def add_launch_arguments(parser: argparse.ArgumentParser, shards: bool) -> None:
     group.add_argument("--launcher", choices=LAUNCHERS,
                        help="slurm: one SLURM array element per task x dataset x shard; local: the same in "
                             "local processes (default: this process)")
-    group.add_argument("--slurm-partition", dest="slurm_partition")
-    group.add_argument("--slurm-account", dest="slurm_account")
-    group.add_argument("--gpus-per-job", dest="gpus_per_job", type=int)
-    group.add_argument("--cpus-per-job", dest="cpus_per_job", type=int)
+    group.add_argument("--slurm-partition", dest="slurm_partition", help="SLURM partition (sbatch --partition)")
+    group.add_argument("--slurm-account", dest="slurm_account", help="SLURM account (sbatch --account)")
+    group.add_argument("--gpus-per-job", dest="gpus_per_job", type=int, help="GPUs per job (sbatch --gpus-per-node)")
+    group.add_argument("--cpus-per-job", dest="cpus_per_job", type=int, help="CPU cores per job (sbatch --cpus-per-task)")
     group.add_argument("--mem", help="memory per job, e.g. 32G")
     group.add_argument("--time", help=f"time limit per job: minutes or H:MM:SS (default {DEFAULT_TIME_MIN} min)")
     group.add_argument("--max-parallel", dest="max_parallel", type=int, help="jobs running at once")
