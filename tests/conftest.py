@@ -29,6 +29,24 @@ def grabcut_root(shared_data: Path) -> Path:
     return shared_data / "grabcut"
 
 
+#: Three GrabCut images, copied by `grabcut_copy` for tests that change or damage files.
+GRABCUT_THREE = ("106024", "124080", "153077")
+
+
+@pytest.fixture
+def grabcut_copy(grabcut_root: Path, tmp_path: Path) -> Path:
+    """GRABCUT_THREE's images and trimaps copied into a temporary GrabCut layout."""
+    import shutil
+
+    root = tmp_path / "grabcut"
+    for sub in ("data_GT", "boundary_GT"):
+        (root / sub).mkdir(parents=True)
+    for name in GRABCUT_THREE:
+        shutil.copy(grabcut_root / "data_GT" / f"{name}.jpg", root / "data_GT")
+        shutil.copy(grabcut_root / "boundary_GT" / f"{name}.bmp", root / "boundary_GT")
+    return root
+
+
 @pytest.fixture(scope="session")
 def bsds_root(shared_data: Path) -> Path:
     return shared_data / "bsds500"

@@ -19,18 +19,9 @@ from sam_bench.data.images import read_rgb
 from sam_bench.data.registry import open_dataset
 from sam_bench.errors import DataError
 
-GRABCUT = ("106024", "124080", "153077")
+from conftest import GRABCUT_THREE as GRABCUT
 
 
-@pytest.fixture
-def grabcut_copy(grabcut_root, tmp_path) -> Path:
-    root = tmp_path / "grabcut"
-    for sub in ("data_GT", "boundary_GT"):
-        (root / sub).mkdir(parents=True)
-    for name in GRABCUT:
-        shutil.copy(grabcut_root / "data_GT" / f"{name}.jpg", root / "data_GT")
-        shutil.copy(grabcut_root / "boundary_GT" / f"{name}.bmp", root / "boundary_GT")
-    return root
 
 
 def one_error(capsys) -> str:

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import errno
 import json
-import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,18 +18,12 @@ from sam_bench.cli import build_parser, main
 from sam_bench.engine import progress
 
 ROOT = Path(__file__).resolve().parents[1]
-NAMES = ("106024", "124080", "153077")
+from conftest import GRABCUT_THREE as NAMES
 
 
 @pytest.fixture
-def grabcut(grabcut_root, tmp_path) -> Path:
-    root = tmp_path / "grabcut"
-    for sub in ("data_GT", "boundary_GT"):
-        (root / sub).mkdir(parents=True)
-    for name in NAMES:
-        shutil.copy(grabcut_root / "data_GT" / f"{name}.jpg", root / "data_GT")
-        shutil.copy(grabcut_root / "boundary_GT" / f"{name}.bmp", root / "boundary_GT")
-    return root
+def grabcut(grabcut_copy: Path) -> Path:
+    return grabcut_copy
 
 
 def point(data: Path, out: Path, *extra: str) -> list[str]:

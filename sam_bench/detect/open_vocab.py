@@ -7,7 +7,6 @@ keeps each box's best phrase only).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +14,8 @@ import numpy as np
 import torch
 
 from ..core.checkpoint import file_sha256
-from ..errors import CheckpointError, ConfigError
+from ..models.hf import load_hf
+from ..errors import ConfigError
 
 # config.json architecture -> (label, whether the processor pads the image to a square at its bottom right)
 DETECTORS = {
@@ -55,26 +55,7 @@ def load_open_vocab_detector(spec: str, device: torch.device) -> OpenVocabDetect
         raise ConfigError(f"--detector {spec}: expected transformers:DIR (a local OWLv2 / OWL-ViT / Grounding DINO "
                           "save_pretrained directory)")
     path = Path(rest)
-    config = path / "config.json"
-    if not config.is_file():
-        raise CheckpointError(f"{path}: no config.json; not a transformers save_pretrained directory")
-    try:
-        architectures = json.loads(config.read_text()).get("architectures") or []
-    except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{config}: not valid JSON ({exc})") from None
-    class_name = next((a for a in architectures if a in DETECTORS), None)
-    if class_name is None:
-        raise CheckpointError(f"{config}: architectures {architectures} is not an open-vocabulary detector "
-                              f"({', '.join(DETECTORS)})")
-    import transformers
-
-    try:
-        model = getattr(transformers, class_name).from_pretrained(path, local_files_only=True)
-        processor = transformers.AutoProcessor.from_pretrained(path, local_files_only=True)
-    except (OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: cannot load {class_name} and its processor (save both with "
-                              f"save_pretrained): {first}") from None
+    model, processor, class_name = load_hf(path, DETECTORS)
     weights = sorted(path.glob("*.safetensors")) or sorted(path.glob("*.bin"))
     info = {"detector": f"transformers:{path.resolve()}", "detector_class": class_name,
             "weights_sha256": file_sha256(weights[0]) if weights else None}

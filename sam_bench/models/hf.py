@@ -16,6 +16,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -158,8 +159,9 @@ def _weights_sha256(directory: Path) -> str:
     return digest.hexdigest()
 
 
-def load_hf(directory: str | Path) -> tuple[torch.nn.Module, object, str]:
-    """Local save_pretrained directory -> (model, processor, class name); never touches the hub."""
+def load_hf(directory: str | Path, accepted: Sequence[str] = ()) -> tuple[torch.nn.Module, object, str]:
+    """Local save_pretrained directory -> (model, processor, class name); never touches the hub.
+    `accepted`: the model classes the caller takes (default: every family of model 'hf')."""
     directory = Path(directory)
     config_path = directory / "config.json"
     if not directory.is_dir():
@@ -170,7 +172,7 @@ def load_hf(directory: str | Path) -> tuple[torch.nn.Module, object, str]:
         architectures = json.loads(config_path.read_text()).get("architectures") or []
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{config_path}: not valid JSON ({exc})") from None
-    known = [*FAMILIES, *VIDEO_FAMILIES, *CONCEPT_FAMILIES]
+    known = list(accepted) or [*FAMILIES, *VIDEO_FAMILIES, *CONCEPT_FAMILIES]
     class_name = next((a for a in architectures if a in known), None)
     if class_name is None:
         raise CheckpointError(f"{config_path}: architectures {architectures} has none of {', '.join(known)}")
