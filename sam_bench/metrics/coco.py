@@ -18,7 +18,6 @@ Traps handled here (each silently changes numbers in the libraries):
 """
 from __future__ import annotations
 
-import base64
 import contextlib
 import copy
 import io
@@ -34,13 +33,12 @@ from ..data.coco_results import encode_masks
 from ..data.types import ImageSample
 from ..errors import DataError
 from .bootstrap import UnitSample
+from .coco_records import AREA_NAMES, _T, _bits, _pack, _unbits, _unpack
 from .lvis import lvis_image_entries, lvis_summarize
 
-AREA_NAMES = ("all", "small", "medium", "large")
 FREQUENCY_NAMES = {"f": "frequent", "c": "common", "r": "rare"}
 #: Category id given to every class-agnostic proposal.
 PROPOSAL_CATEGORY_ID = 1
-_T = 10  # IoU thresholds .50:.05:.95 in both libraries
 
 
 # ----------------------------------------------------------------------------------- helpers
@@ -83,28 +81,6 @@ def _coco_index(dataset: dict[str, Any]) -> COCO:
 def _segm_results(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """Copies without `bbox`, so the libraries compute each detection's area from its mask."""
     return [{k: v for k, v in r.items() if k != "bbox"} for r in results]
-
-
-def _pack(values: np.ndarray) -> str:
-    return base64.b64encode(np.ascontiguousarray(values).tobytes()).decode("ascii")
-
-
-def _unpack(text: str, dtype: Any) -> np.ndarray:
-    return np.frombuffer(base64.b64decode(text), dtype=dtype)
-
-
-def _bits(rows: Sequence[np.ndarray], width: int) -> np.ndarray:
-    """A list over areas of (T, D) 0/1 arrays -> (D,) uint64, bit a*T+t."""
-    out = np.zeros(width, np.uint64)
-    for a, m in enumerate(rows):
-        for t in range(m.shape[0]):
-            out |= (m[t] != 0).astype(np.uint64) << np.uint64(a * _T + t)
-    return out
-
-
-def _unbits(bits: np.ndarray, area: int) -> np.ndarray:
-    shifts = np.arange(area * _T, area * _T + _T, dtype=np.uint64)[:, None]
-    return ((bits[None, :] >> shifts) & np.uint64(1)).astype(bool)
 
 
 # ------------------------------------------------------------------------- instance AP (segm)

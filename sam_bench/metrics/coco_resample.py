@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import numpy as np
 from pycocotools.cocoeval import Params
 
-from .coco import AREA_NAMES, _T, _unbits, _unpack
+from .coco_records import AREA_NAMES, _T, _unbits, _unpack
 
 _PARAMS = Params(iouType="segm")
 IOU_THRESHOLDS = _PARAMS.iouThrs
