@@ -135,7 +135,7 @@ def test_miou_report_hq_table(tmp_path):
     report = (out / "report.md").read_text()
     assert "### High-quality sets: mIoU / mBIoU (%) (HQ-SAM's layout)" in report
     assert "| box | 100.0 | 100.0 | - | - |" in report
-    assert "| HQ-SAM ViT-L (published) | - | - | 89.1 | 81.8 |" in report
+    assert "| HQ-SAM ViT-L (checkpoint not stated) (published) | - | - | 89.1 | 81.8 |" in report
 
 
 def test_miou_on_sa1b_subset(tmp_path):

@@ -97,7 +97,9 @@ def test_box_model_gives_the_iou_of_the_filled_box(tmp_path):
     assert cats.set_index("category_id").instances.to_dict() == {1: 3, 2: 2}
     report = (out / "report.md").read_text()
     assert "### mIoU (%) by object size (EfficientViT-SAM's layout)" in report
-    assert "| EfficientViT-SAM-XL1 (published) | 79.9 | 83.7 | 82.2 | 75.8 |" in report
+    # published rows name the checkpoint their numbers belong to, or say the source names none
+    assert "| EfficientViT-SAM-XL1 (efficientvit_sam_xl1.pt) (published) | 79.9 | 83.7 | 82.2 | 75.8 |" in report
+    assert "| MobileSAM (checkpoint not stated) (survey) | 73.4 |" in report
     assert f"| box | {100 * np.mean(ious):.1f} |" in report
     assert "| coco / box | 5 | 1 | 1 |" in report
 

@@ -9,6 +9,7 @@ import pytest
 
 from sam_bench.cli import main
 from sam_bench.reporting.entry import ReportEntry
+from sam_bench.reporting.sa23 import sa23_section
 from sam_bench.tasks.point.task import PointTask
 from sam_bench.taskdefs import expand
 
@@ -69,13 +70,13 @@ def test_demo_models_on_demo_data(synthetic_roots, tmp_path):
     assert 0.0 < metrics["mIoU@1"] <= metrics["oracle_mIoU@1"] <= 1.0
 
 
-def entry(tmp_path, run, dataset, miou, oracle) -> ReportEntry:
+def entry(tmp_path, run, dataset, miou, oracle, first_click="center") -> ReportEntry:
     task_dir = tmp_path / run / "point" / dataset
     task_dir.mkdir(parents=True)
     (task_dir / "miou_curve.png").write_bytes(b"png")
     metrics = {"mIoU@1": miou, "oracle_mIoU@1": oracle, "mIoU@2": miou, "mIoU@3": miou, "mIoU@5": miou,
                "mIoU@9": miou, "NoC@85": 3.25, "NoC@90": 7.5, "NoF@90": 2, "objects": 10, "max_clicks": 20}
-    record = {"task_options": {"first_click": "center", "max_clicks": 20, "feedback": run == "A"}}
+    record = {"task_options": {"first_click": first_click, "max_clicks": 20, "feedback": run == "A"}}
     return ReportEntry(run, tmp_path / run, dataset, metrics, record, task_dir)
 
 
@@ -91,3 +92,41 @@ def test_report_section_layout(tmp_path):
     assert "| gtea / A | 3.25 | 7.50 | 2 | 10 |" in text
     assert "previous low-res logits fed back" in text and "previous low-res logits not fed back" in text
     assert "mIoU@1 58.1, mIoU@5 81.3" in text  # the paper's SA-23 mean for ViT-H
+    # each paper number names the checkpoint it belongs to
+    assert "paper Δ: SAM (ViT-H, sam_vit_h_4b8939.pth) minus RITM, one center point" in text
+    assert "SAM (ViT-H, sam_vit_h_4b8939.pth) mIoU@1 58.1, mIoU@5 81.3" in text
+    assert "SAM (ViT-B, sam_vit_b_01ec64.pth) mIoU@1 55.9, mIoU@5 80.9" in text
+
+
+def test_paper_numbers_are_not_beside_a_random_first_click_run(tmp_path):
+    entries = [entry(tmp_path, "A", "gtea", 0.5, 0.6), entry(tmp_path, "B", "gtea", 0.25, 0.3, "random")]
+    text = PointTask.report_section(entries)
+    assert "paper Δ" not in text and "-21.4" not in text and "58.1" not in text  # center-click numbers
+    assert "| dataset | A mIoU@1 | A oracle | B mIoU@1 | B oracle | Δ B vs A |" in text
+    assert "left out: runs here use another protocol (B: first_click: run 'random', source 'center')" in text
+
+
+def sa23_tables(text: str) -> list[str]:
+    return [block for block in text.split("\n\n") if block.startswith("|")]
+
+
+def test_sa23_published_rows_name_their_checkpoint_and_sit_beside_center_click_runs_only(tmp_path):
+    entries = [entry(tmp_path, run, d, 0.5, 0.6, first_click) for run, first_click in (("A", "center"), ("B", "random"))
+               for d in ("gtea", "ppdls")]
+    text = sa23_section(entries, tmp_path)
+    published, other = sa23_tables(text)
+    assert "| SAM ViT-H (sam_vit_h_4b8939.pth) (published) | 58.1 (81.3) | 60.8 (82.1) | 54.5 (80.3) |" in published
+    # SAM 2 Table 6 is the paper's Hiera-B+ model (not a released file); the EdgeTAM README names no size
+    assert "| SAM 2 Hiera-B+ (paper model, not a released checkpoint) (published) | 61.4 (83.7) |" in published
+    assert "| SAM 2 Hiera-B+, trained on SA-1B only (paper ablation model, not released) (published) |" in published
+    assert "| SAM 2.1, size not stated (checkpoint not stated) (published) | 61.9 (83.5) |" in published
+    assert "| HQ-SAM ViT-B (sam_hq_vit_b.pth) (published) | 53.9 (72.1) | - | - |" in published
+    assert "| A | 2 of 23 |" in published and "| B |" not in published
+    assert "| B | 2 of 23 |" in other and "(published)" not in other
+    assert "B: first_click: run 'random', source 'center'" in text and "first click at the mask's center" in text
+
+
+def test_sa23_without_a_center_click_run_has_no_published_rows(tmp_path):
+    text = sa23_section([entry(tmp_path, "B", d, 0.5, 0.6, "random") for d in ("gtea", "ppdls")], tmp_path)
+    assert "(published)" not in text and "| B | 2 of 23 |" in text
+    assert "the published rows are not put beside them" in text

@@ -95,7 +95,7 @@ def test_sa23_with_two_datasets_says_2_of_23(shared_data, tmp_path):
     report = (out / "report.md").read_text()
     assert "| felzenszwalb | 2 of 23 | 2 of 13 | 0 of 10 |" in report
     assert "2 of 23 SA-23 datasets ran; not an SA-23 number" in report and "Missing: doors," in report
-    assert "| SAM ViT-H (published) | 58.1 (81.3) | 60.8 (82.1) | 54.5 (80.3) |" in report
+    assert "| SAM ViT-H (sam_vit_h_4b8939.pth) (published) | 58.1 (81.3) | 60.8 (82.1) | 54.5 (80.3) |" in report
     assert (out / "figures" / "fig9c_miou_curves.png").stat().st_size > 1000
 
 
@@ -177,7 +177,8 @@ def test_csv_report_holds_every_metric(two_runs, tmp_path):
                    and r["table_row"] == label and r["section"].endswith(f"/{name}")}
             assert got == {k: float(v) for k, v in metrics.items()}
     sa23 = [(r["table_row"], r["value"]) for r in rows if r["source"] == "report" and r["column"] == "SA-23 all (23)"]
-    assert ("SAM ViT-H (published)", "58.1") in sa23 and ("SAM ViT-H (published)", "81.3") in sa23
+    vit_h = "SAM ViT-H (sam_vit_h_4b8939.pth) (published)"
+    assert (vit_h, "58.1") in sa23 and (vit_h, "81.3") in sa23
     assert not [row for row, _ in sa23 if row.startswith("felz")]  # "2 of 23" is no number
 
 

@@ -12,7 +12,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from ..reference import paper, sa23_published
+from ..reference import NOT_STATED, checkpoint, paper, protocol_differences, published_label, sa23_published
 from ..taskdefs import expand, get_suite, paper_label
 from .entry import ReportEntry
 from .markdown import markdown_table
@@ -42,6 +42,26 @@ def _cell(values: dict[str, tuple[Optional[float], Optional[float]]], members: l
     return f"{one:.1f} ({np.mean(five):.1f})" if all(v is not None for v in five) else f"{one:.1f} (-)"
 
 
+def _runs_table(runs: list[str], values: dict, columns: list[tuple[str, list[str]]],
+                header: list[str]) -> pd.DataFrame:
+    table = pd.DataFrame(columns=header)
+    table.index.name = "model: mIoU 1-click (5-click)"
+    for run in runs:
+        table.loc[run] = [_cell(values[run], members) for _, members in columns]
+    return table
+
+
+def _protocol_differences(published: dict, entries: list[ReportEntry]) -> list[str]:
+    """How a run's point settings differ from the published rows' protocol (empty: same)."""
+    stated = published.get("protocol", {})
+    return sorted({d for e in entries for d in protocol_differences(stated, {"first_click": first_click(e)})})
+
+
+def first_click(entry: ReportEntry) -> str:
+    """The first-click rule a point run used (center: the default, and what older runs used)."""
+    return entry.record.get("task_options", {}).get("first_click", "center")
+
+
 def sa23_section(entries: list[ReportEntry], report_dir: Path) -> str:
     """Markdown of the SA-23 summary for the point entries (empty when none is an SA-23 dataset)."""
     datasets, groups, groups_source = sa23_datasets()
@@ -52,18 +72,30 @@ def sa23_section(entries: list[ReportEntry], report_dir: Path) -> str:
     values = {run: {e.dataset: (_miou(e, 1), _miou(e, 5)) for e in mine if e.run_label == run} for run in runs}
     columns = [("all", datasets)] + [(name, members) for name, members in groups.items()]
     header = [f"SA-23 {name} ({len(members)})" for name, members in columns]
-    table = pd.DataFrame(columns=header)
-    table.index.name = "model: mIoU 1-click (5-click)"
-    for run in runs:
-        table.loc[run] = [_cell(values[run], members) for _, members in columns]
     published = sa23_published()
-    for name, row in published["rows"].items():
-        cells = [f"{row[2 * k]:.1f} ({row[2 * k + 1]:.1f})" if row[2 * k] is not None else "-"
-                 for k in range(min(len(columns), len(row) // 2))]
-        table.loc[f"{name} (published)"] = cells + ["-"] * (len(columns) - len(cells))
-    lines = ["## SA-23 summary (single point, SAM 2 Table 6 layout)", "", markdown_table(table), "",
-             f"Published rows: {published['source']}. Image / video grouping: {groups_source} "
-             f"(lists in tasks/suites/{SUITE}.yaml)."]
+    # The published means are of one protocol (center first click): only runs of that protocol sit
+    # beside them; a run of another first click gets a table of its own.
+    differs = {run: _protocol_differences(published, [e for e in mine if e.run_label == run]) for run in runs}
+    comparable = [run for run in runs if not differs[run]]
+    lines = ["## SA-23 summary (single point, SAM 2 Table 6 layout)", ""]
+    if comparable:
+        table = _runs_table(comparable, values, columns, header)
+        for name, row in published["rows"].items():
+            cells = [f"{row[2 * k]:.1f} ({row[2 * k + 1]:.1f})" if row[2 * k] is not None else "-"
+                     for k in range(min(len(columns), len(row) // 2))]
+            label = published_label(name, published.get("checkpoints", {}).get(name, NOT_STATED))
+            table.loc[label] = cells + ["-"] * (len(columns) - len(cells))
+        lines += [markdown_table(table), "",
+                  f"Published rows: {published['source']}. Checkpoints: "
+                  f"{published.get('checkpoint_note', 'as named in each row')} Their protocol: "
+                  f"{published.get('protocol', {}).get('text', 'as in the SAM paper')}."]
+    other = [run for run in runs if differs[run]]
+    if other:
+        lines += ([""] if comparable else []) + [markdown_table(_runs_table(other, values, columns, header)), "",
+                  "Runs of another protocol than the published rows' ("
+                  + "; ".join(f"{run}: {', '.join(differs[run])}" for run in other)
+                  + "): the published rows are not put beside them, their numbers would not be comparable."]
+    lines += ["", f"Image / video grouping: {groups_source} (lists in tasks/suites/{SUITE}.yaml)."]
     for run in runs:
         missing = [d for d in datasets if d not in values[run]]
         if missing:
@@ -73,7 +105,7 @@ def sa23_section(entries: list[ReportEntry], report_dir: Path) -> str:
                           f"Missing: {', '.join(missing)}. Mean mIoU@1 of the {len(present)} present "
                           f"(for orientation only): {one:.1f}."]
     lines += _mean_intervals(mine, runs, datasets)
-    figures = [_fig9a(mine, runs, report_dir), _fig9c(mine, runs, datasets, report_dir)]
+    figures = [_fig9a(mine, runs, report_dir, paper_beside=not other), _fig9c(mine, runs, datasets, report_dir)]
     links = [f"![{alt}]({rel})" for alt, rel in figures if rel]
     if links:
         lines += [""] + links
@@ -111,8 +143,10 @@ def _mean_intervals(entries: list[ReportEntry], runs: list[str], datasets: list[
                 "keeping its size):", "", *lines]
 
 
-def _fig9a(entries: list[ReportEntry], runs: list[str], report_dir: Path) -> tuple[str, Optional[str]]:
-    """Per-dataset mIoU@1 of each run minus the first run, the paper's SAM-minus-RITM beside."""
+def _fig9a(entries: list[ReportEntry], runs: list[str], report_dir: Path,
+           paper_beside: bool) -> tuple[str, Optional[str]]:
+    """Per-dataset mIoU@1 of each run minus the first run, the paper's SAM-minus-RITM beside when
+    every run has the paper's protocol (center first click)."""
     alt = "Fig. 9a: mIoU@1 deltas per dataset"
     if len(runs) < 2:
         return alt, None
@@ -123,7 +157,9 @@ def _fig9a(entries: list[ReportEntry], runs: list[str], report_dir: Path) -> tup
     deltas = paper()["point_single_center_delta_vs_ritm"]
     series = {f"{run} − {runs[0]}": [_delta(by.get((run, d)), by.get((runs[0], d))) for d in datasets]
               for run in runs[1:]}
-    series["paper: SAM − RITM"] = [deltas.get(paper_label(d) or "", np.nan) for d in datasets]
+    if paper_beside:
+        series[f"paper: SAM ({checkpoint(paper(), 'point_single_center_delta_vs_ritm', 'SAM')}) − RITM"] = [
+            deltas.get(paper_label(d) or "", np.nan) for d in datasets]
     fig = Figure(figsize=(max(5.0, 0.45 * len(datasets) + 2), 3.6))
     ax = fig.add_subplot()
     width = 0.8 / len(series)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from ...reference import peers
+from ...reference import checkpoint, peers, published_label
 from ...reporting.entry import ReportEntry
 from ...reporting.markdown import markdown_table
 
@@ -48,11 +48,12 @@ def _published_sizes(protocol: tuple[str, int, str], datasets: list[str]) -> dic
         row = {f"{d} {size}": values[f"{d} {prompt} {size}"] for d in datasets for size in SIZES
                if f"{d} {prompt} {size}" in values}
         if row:
-            rows[f"{model} (published)"] = row
+            rows[published_label(model, checkpoint(peers(), "efficientvit_sam_prompted_miou", model))] = row
     if prompt == "box" and "coco" in datasets:
         for model, value in peers()["survey_coco_gt_box_miou"].items():
             if model != "source":
-                rows.setdefault(f"{model} (survey)", {"coco all": value})
+                rows.setdefault(published_label(model, checkpoint(peers(), "survey_coco_gt_box_miou", model),
+                                                "survey"), {"coco all": value})
     return rows
 
 
@@ -72,7 +73,8 @@ def _size_table(entries: list[ReportEntry], labels: dict[int, str]) -> list[str]
         rows.update(published)
         if published:
             sources.append(f"published rows for {_setting_text(protocol)}: EfficientViT-SAM README; "
-                           "'(survey)': arXiv 2410.04960, secondhand")
+                           "'(survey)': arXiv 2410.04960, secondhand, "
+                           + peers()["checkpoint_notes"]["survey_coco_gt_box_miou"].rstrip("."))
     table = pd.DataFrame.from_dict(rows, orient="index").reindex(columns=columns).astype(float)
     table.index.name = "method"
     lines = ["### mIoU (%) by object size (EfficientViT-SAM's layout)", "", markdown_table(table), "",
@@ -101,8 +103,10 @@ def _hq_table(entries: list[ReportEntry], labels: dict[int, str]) -> list[str]:
         ref = peers()["hq_sam_box_protocol"]
         for model, values in ref.items():
             if model != "source":
-                rows[f"{model} (published)"] = {f"mean {m}": v for m, v in values.items()}
-        note += " Published rows: HQ-SAM's box protocol (single output), numbers secondhand."
+                rows[published_label(model, checkpoint(peers(), "hq_sam_box_protocol", model))] = {
+                    f"mean {m}": v for m, v in values.items()}
+        note += (" Published rows: HQ-SAM's box protocol (single output), numbers secondhand; "
+                 + peers()["checkpoint_notes"]["hq_sam_box_protocol"])
     table = pd.DataFrame.from_dict(rows, orient="index").reindex(columns=columns).astype(float)
     table.index.name = "method"
     return ["### High-quality sets: mIoU / mBIoU (%) (HQ-SAM's layout)", "", markdown_table(table), "", note]
