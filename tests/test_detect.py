@@ -57,8 +57,8 @@ def test_detect_writes_results_that_instances_consumes(weights, tmp_path, capsys
     assert record["task_options"]["box_source"] == f"torchvision:{MODEL}"
     assert record["task_options"]["box_source_note"]["weights_sha256"] == note["weights_sha256"]
     report = (out / "report.md").read_text()
-    assert f"| box, torchvision:{MODEL} |" in report and "ViTDet-H (paper)" not in report
-    assert "no run here has boxes labelled ViTDet" in report
+    assert f"| box, torchvision:{MODEL} |" in report and "(paper)" not in report and "(published)" not in report
+    assert f"no run here has their protocol (ViTDet-H boxes;" in report and f"boxes: run 'torchvision:{MODEL}'" in report
     assert len(data["annotations"]) == 7
 
 

@@ -18,6 +18,7 @@ from sam_bench.data.registry import open_dataset
 from sam_bench.errors import ConfigError, DataError
 from sam_bench.models.base import PromptableSegmenter
 from sam_bench.models.box import BoxSegmenter
+from sam_bench.reporting.entry import ReportEntry
 from sam_bench.runner import run
 from sam_bench.engine.context import RunContext
 from sam_bench.tasks.instances import InstancesOptions, InstancesTask
@@ -208,9 +209,70 @@ def test_cli_instances_tiny_on_coco_layout(coco_root, tmp_path, capsys):
     assert metrics == {k: float(v) for k, v in zip(["AP", "AP50", "AP75", "APs", "APm", "APl"], ref.stats[:6])
                        if v > -1}
     report = (out / "report.md").read_text()
-    assert "Table 5" in report and "| ViTDet-H (paper) | 51.0 | 32.0 | 54.3 | 68.9 | 46.6 | 35.0 | 58.0 | 66.3 |" in report
+    assert "Table 5" in report and f"| {VITDET_ROW} | 51.0 | 32.0 | 54.3 | 68.9 | 46.6 | 35.0 | 58.0 | 66.3 |" in report
     assert "| tiny (untrained), ViTDet-H (jittered gt) |" in report  # labelled ViTDet: paper rows beside
-    assert "| EfficientViT-SAM-XL1 (published) | 47.8 | - | - | - | 44.4 | - | - | - |" in report
+    # EfficientViT-SAM / EdgeSAM skip the refinement pass this run makes: their rows are not beside it
+    assert "EfficientViT-SAM-XL1 (efficientvit_sam_xl1.pt) (published)" not in report
+    assert "refine: run True, source False" in report
+
+
+VITDET_ROW = "ViTDet-H (detectron2 cascade_mask_rcnn_vitdet_h_75ep (COCO) / _100ep (LVIS)) (paper)"
+SAM_ROW = "SAM (ViT-H, sam_vit_h_4b8939.pth) (paper)"
+
+
+def box_entry(tmp_path, run: str, box_source: str, refine: bool = True, boxes: str = "detections",
+              note: dict | None = None, dataset: str = "coco") -> ReportEntry:
+    """A finished instances result as the report reads it: AP values and the recorded options."""
+    options = {"boxes": boxes, "refine": refine, "score": "detector", "box_source": box_source}
+    if note is not None:
+        options["box_source_note"] = note
+    metrics = {"AP": 0.4, "APs": 0.2, "APm": 0.45, "APl": 0.6}
+    return ReportEntry(run, tmp_path / run, dataset, metrics, {"task_options": options},
+                       tmp_path / run / "instances" / dataset)
+
+
+def report_tables(text: str) -> list[str]:
+    return [block for block in text.split("\n\n") if block.startswith("|")]
+
+
+def test_published_rows_name_their_checkpoint_and_sit_beside_runs_of_their_protocol(tmp_path):
+    text = InstancesTask.report_section([box_entry(tmp_path, "refined", "ViTDet-H"),
+                                         box_entry(tmp_path, "plain", "ViTDet-H", refine=False)])
+    refined, plain, _ = report_tables(text)
+    # SAM paper Table 5: one refinement pass, as the "refined" run
+    assert f"| {SAM_ROW} | 46.5 | 30.8 | 51.0 | 61.7 | 44.7 | 32.5 | 57.6 | 65.5 |" in refined
+    assert f"| {VITDET_ROW} | 51.0 |" in refined and "| refined, ViTDet-H | 40.0 |" in refined
+    assert "(published)" not in refined and "| plain," not in refined
+    # EfficientViT-SAM / EdgeSAM READMEs: no refinement pass, as the "plain" run
+    assert "| EfficientViT-SAM-XL1 (efficientvit_sam_xl1.pt) (published) | 47.8 | - | - | - | 44.4 |" in plain
+    assert "| EdgeSAM-3x (edge_sam_3x.pth) (published) | 42.7 |" in plain
+    assert "| EdgeSAM (checkpoint not stated) (published) | 42.2 |" in plain  # edge_sam.pth: 42.1
+    assert "| MobileSAM (EdgeSAM README) (checkpoint not stated) (published) | 39.4 |" in plain
+    assert "| EdgeSAM-10x (not released) (published) | 43.0 |" in plain
+    assert "(paper)" not in plain and "| plain, ViTDet-H | 40.0 |" in plain
+    assert "Boxes: ViTDet-H; one refinement pass; score: detector." in text
+    assert "Boxes: ViTDet-H; no refinement pass; score: detector." in text
+
+
+@pytest.mark.parametrize("run", [
+    dict(box_source="ViTDet-H", boxes="gt"),  # ground-truth boxes, whatever their label
+    dict(box_source="ViTDet-H", note={"box_source": "ViTDet-H", "detector": "torchvision:maskrcnn_resnet50_fpn_v2"}),
+    dict(box_source="unlabelled detections (coco_vitdet.json)"),  # nobody said what the boxes are
+    dict(box_source="ViTDet-L"),
+])
+def test_no_published_row_beside_boxes_not_recorded_as_vitdet_h(run, tmp_path):
+    text = InstancesTask.report_section([box_entry(tmp_path, "R", **run), box_entry(tmp_path, "S", **run, refine=False)])
+    assert "(paper)" not in text and "(published)" not in text and "| R, " in text
+    assert "The SAM paper's Table 5 rows are left out: no run here has their protocol (ViTDet-H boxes;" in text
+    assert "README rows of EfficientViT-SAM, EdgeSAM and MobileSAM are left out" in text
+    assert "boxes: run " in text and "source 'ViTDet-H'" in text
+
+
+def test_a_detectron2_vitdet_h_detector_counts_as_vitdet_h_boxes(tmp_path):
+    note = {"box_source": "detectron2:cascade_mask_rcnn_vitdet_h_75ep",
+            "detector": "detectron2:configs/COCO/cascade_mask_rcnn_vitdet_h_75ep.py"}
+    text = InstancesTask.report_section([box_entry(tmp_path, "R", note["box_source"], note=note)])
+    assert f"| {SAM_ROW} | 46.5 |" in text and "(published)" not in text
 
 
 def test_box_model_rejects_points_and_fills_boxes():

@@ -12,6 +12,7 @@ model (mask = filled box, a lower bound).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Optional
@@ -31,7 +32,7 @@ from ..metrics.bootstrap import UnitSample
 from ..metrics.coco import SegmEvaluator, image_ground_truth
 from ..models.base import PromptableSegmenter
 from ..models.upsampling import upsampled_chunks
-from ..reference import paper, peers
+from ..reference import checkpoint, paper, peers, protocol_differences, published_label
 from ..registry import TASKS
 from ..reporting.markdown import markdown_table
 from ..engine.context import ImageResult, RunContext
@@ -40,6 +41,9 @@ from .base import Task
 
 
 BOX_SOURCES = ("detections", "gt")
+UNLABELLED = "unlabelled detections"  # box-source label of a detections file nobody named
+PEERS_BLOCK = "vitdet_box_prompted_mask_ap"
+VITDET_H = re.compile(r"vitdet[-_ ]?h(?![a-z])", re.IGNORECASE)  # ViTDet-H, cascade_mask_rcnn_vitdet_h_75ep
 SCORES = ("detector", "predicted_iou", "detector_x_predicted_iou")
 
 
@@ -116,7 +120,7 @@ class InstancesTask(Task):
         if o.detector:
             return f"detectron2:{Path(o.detector[len('detectron2:'):].partition(':')[0]).stem}"
         note = read_source_note(o.detections)
-        return note["box_source"] if note else f"unlabelled detections ({Path(o.detections).name})"
+        return note["box_source"] if note else f"{UNLABELLED} ({Path(o.detections).name})"
 
     def setup(self, ctx: RunContext) -> None:
         categories = dataset_categories(ctx.dataset, self.name)
@@ -199,42 +203,91 @@ class InstancesTask(Task):
 
     @classmethod
     def report_section(cls, entries: list[ReportEntry]) -> str:
-        ref = paper()["instances_box_prompted"]
-        cols = ref["columns"]  # AP APs APm APl
+        cols = paper()["instances_box_prompted"]["columns"]  # AP APs APm APl
         header = [f"COCO {c}" for c in cols] + [f"LVIS {c}" for c in cols]
-        rows: dict[str, dict[str, float]] = {}
-        sources = {_box_source(e) for e in entries}
-        # The paper prompts with ViTDet-H boxes: its rows sit beside runs whose boxes say ViTDet.
-        vitdet = any("vitdet" in s.lower() for s in sources)
-        for method in ref["coco"] if vitdet else []:
-            label = f"{method} (paper)"
-            rows[label] = {f"COCO {c}": v for c, v in zip(cols, ref["coco"][method])}
-            rows[label].update({f"LVIS {c}": v for c, v in zip(cols, ref["lvis"].get(method, []))})
-        published = peers()["vitdet_box_prompted_mask_ap"]
-        for method, values in (published.items() if vitdet else []):
-            if method not in ("source", "columns"):
-                rows[f"{method} (published)"] = {c: v for c, v in zip(published["columns"], values) if v is not None}
-        extra = {}
-        for e in entries:
-            lvis = "APr" in e.metrics or e.dataset.startswith("lvis")
-            label = f"{e.run_label}, {_box_source(e)}"
-            if e.dataset not in ("coco", "lvis_v1"):
-                label += f" [{e.dataset}]"
-            group = "LVIS" if lvis else "COCO"
-            rows.setdefault(label, {}).update({f"{group} {c}": 100 * e.metrics[c] for c in cols if c in e.metrics})
-            extra[f"{label} · {e.dataset}"] = {k: 100 * v for k, v in e.metrics.items()
-                                               if not k.endswith(("_ci_low", "_ci_high"))}  # in the interval table
-        table = pd.DataFrame.from_dict(rows, orient="index").reindex(columns=header)
-        table.index.name = "method"
+        groups: dict[tuple[Any, ...], list[ReportEntry]] = {}
+        for e in entries:  # one table per protocol: published rows only beside runs of theirs
+            groups.setdefault(tuple(_box_settings(e).values()), []).append(e)
+        sources = _published_sources(cols)
         lines = [f"## {cls.title}", "",
-                 "Mask AP (%) with boxes as prompts; the paper prompts SAM ViT-H with ViTDet-H boxes. "
-                 "COCO: pycocotools; LVIS v1: lvis-api (300 detections per image). Box sources: "
-                 + "; ".join(sorted(sources)) + "." + ("" if vitdet else
-                 " The paper's rows (ViTDet-H boxes) are left out: no run here has boxes labelled ViTDet.")
-                 + (" '(published)': SAM-family models prompted by ViTDet-H boxes, from the EfficientViT-SAM and "
-                    "EdgeSAM READMEs." if vitdet else ""),
-                 "", markdown_table(table), "", "All metrics (%):", ""]
+                 "Mask AP (%) with boxes as prompts. COCO: pycocotools; LVIS v1: lvis-api (300 detections per "
+                 "image). Box sources: " + "; ".join(sorted({_box_source(e) for e in entries})) + ".", ""]
+        differs: dict[str, set[str]] = {name: set() for name, *_ in sources}
+        beside: set[str] = set()  # sources whose rows sit beside some run
+        extra = {}
+        for members in groups.values():
+            settings = _box_settings(members[0])
+            rows: dict[str, dict[str, float]] = {}
+            for name, stated, published, _ in sources:
+                differences = protocol_differences(stated, settings)
+                differs[name].update(differences)
+                if not differences:
+                    beside.add(name)
+                    rows.update(published)
+            for e in members:
+                lvis = "APr" in e.metrics or e.dataset.startswith("lvis")
+                label = f"{e.run_label}, {_box_source(e)}"
+                if e.dataset not in ("coco", "lvis_v1"):
+                    label += f" [{e.dataset}]"
+                group = "LVIS" if lvis else "COCO"
+                rows.setdefault(label, {}).update({f"{group} {c}": 100 * e.metrics[c] for c in cols if c in e.metrics})
+                extra[f"{label} · {e.dataset}"] = {k: 100 * v for k, v in e.metrics.items()
+                                                   if not k.endswith(("_ci_low", "_ci_high"))}  # in the interval table
+            table = pd.DataFrame.from_dict(rows, orient="index").reindex(columns=header)
+            table.index.name = "method"
+            lines += [f"Boxes: {settings['boxes']}; "
+                      f"{'one refinement pass' if settings['refine'] else 'no refinement pass'}; "
+                      f"score: {settings['score']}.", "", markdown_table(table), ""]
+        for name, stated, published, about in sources:
+            if name in beside:
+                lines.append(f"- {name}: {stated['text']}. {about}")
+            else:
+                lines.append(f"- {name} are left out: no run here has their protocol ({stated['text']}); "
+                             f"differences: {'; '.join(sorted(differs[name]))}.")
+        lines += ["", "All metrics (%):", ""]
         full = pd.DataFrame.from_dict(extra, orient="index")
         full.index.name = "run · dataset"
         lines.append(markdown_table(full))
         return "\n".join(lines) + "\n"
+
+
+def _vitdet_boxes(entry: ReportEntry) -> bool:
+    """Whether a run's boxes are ViTDet-H's, by what it recorded: never ground-truth boxes; else the
+    detector it ran or `detect`'s note names; else the label given with --box-source."""
+    opts = entry.record.get("task_options", {})
+    if opts.get("boxes") == "gt":
+        return False
+    named = opts.get("detector") or (opts.get("box_source_note") or {}).get("detector")
+    if named:
+        return VITDET_H.search(named) is not None
+    label = _box_source(entry)
+    return VITDET_H.search(label) is not None and not label.startswith(UNLABELLED)
+
+
+def _box_settings(entry: ReportEntry) -> dict[str, Any]:
+    """The settings a published row must share with a run to sit beside it."""
+    opts = entry.record.get("task_options", {})
+    label = _box_source(entry)
+    if _vitdet_boxes(entry):
+        boxes = "ViTDet-H"
+    else:  # a label that names ViTDet-H on other boxes (gt, another detector) must not match
+        boxes = label + (" (not recorded as ViTDet-H boxes)" if VITDET_H.search(label) else "")
+    return {"boxes": boxes, "refine": opts.get("refine", True), "score": opts.get("score", "detector")}
+
+
+def _published_sources(cols: list[str]) -> list[tuple[str, dict[str, Any], dict[str, dict[str, float]], str]]:
+    """(name, stated protocol, rows by label, where from) of the SAM paper's and later papers' rows."""
+    ref, block = paper()["instances_box_prompted"], peers()["vitdet_box_prompted_mask_ap"]
+    paper_rows = {}
+    for method in ref["coco"]:
+        label = published_label(method, checkpoint(paper(), "instances_box_prompted", method), "paper")
+        paper_rows[label] = {f"COCO {c}": v for c, v in zip(cols, ref["coco"][method])}
+        paper_rows[label].update({f"LVIS {c}": v for c, v in zip(cols, ref["lvis"].get(method, []))})
+    peer_rows = {published_label(m, checkpoint(peers(), PEERS_BLOCK, m)):
+                 {c: v for c, v in zip(block["columns"], values) if v is not None}
+                 for m, values in block.items() if m != "columns" and isinstance(values, list)}
+    return [("The SAM paper's Table 5 rows", paper()["protocols"]["instances_box_prompted"], paper_rows,
+             "Kirillov et al., Segment Anything, Table 5."),
+            ("The README rows of EfficientViT-SAM, EdgeSAM and MobileSAM",
+             peers()["protocols"][PEERS_BLOCK], peer_rows,
+             f"{block['source']}. Checkpoints: {peers()['checkpoint_notes'][PEERS_BLOCK]}")]
