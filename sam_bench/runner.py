@@ -34,7 +34,7 @@ from .engine.eta import EtaLog
 from .engine.inputs import INPUTS_FILE, InputFiles, redo_changed, write_inputs
 from .engine.lock import TaskLock
 from .engine.progress import ProgressStore
-from .engine.speed import speed_record
+from .engine.speed import PeakMemory, measured, speed_record
 from .engine.shards import WHOLE, write_shard_record
 from .engine.staging import RECORD_FILE, Staging
 from .errors import ConfigError, DataError, SamBenchError
@@ -169,6 +169,7 @@ class OpenRun:
     model_record: dict[str, Any]
     cache: EmbeddingCache | None
     ids: list[str]
+    peak: PeakMemory  # reset before the model is built: this task's peak, not an earlier one's
 
     @property
     def task_dir(self) -> Path:
@@ -178,6 +179,7 @@ class OpenRun:
 def open_run(cfg: RunConfig) -> OpenRun:
     """Task, model, dataset, the run's identity and its context (working in the staging folder)."""
     device = resolve_device(cfg.device)
+    peak = PeakMemory(device)
     task_cls = TASKS.get(cfg.task)
     task = task_cls(build_options(task_cls.Options, cfg.options, cfg.task))
     cache = EmbeddingCache(cfg.cache_dir) if cfg.cache_dir else None
@@ -198,7 +200,7 @@ def open_run(cfg: RunConfig) -> OpenRun:
         repeated = sorted({str(i) for i in ids if ids.count(i) > 1})
         raise DataError(f"dataset '{cfg.dataset}' ({cfg.data_root}): {len(repeated)} image ids are not unique: "
                         + ", ".join(repeated[:10]))
-    return OpenRun(cfg, task, model, dataset, ctx, staging, fingerprint, model_record, cache, ids)
+    return OpenRun(cfg, task, model, dataset, ctx, staging, fingerprint, model_record, cache, ids, peak)
 
 
 def evaluate_images(r: OpenRun, store: ProgressStore, inputs: InputFiles, positions: list[int], show: bool) -> None:
@@ -261,6 +263,7 @@ def _run(cfg: RunConfig, world: Distributed, score: bool) -> dict[str, float]:
             metrics = score_and_commit(r, record, t0)
         else:  # --score later: the records wait in the staging folder for `sam-bench score`
             record["wall_seconds"] = {"total": time.perf_counter() - t0, **dict(r.ctx.timed.seconds)}
+            record["measured"] = measured(r.peak)  # this process's device and peak, not the scoring one's
             write_shard_record(r.staging.work, WHOLE, {**record, "finished": now(), "fingerprint": r.fingerprint})
     return world.broadcast(metrics)
 
@@ -293,7 +296,8 @@ def score_and_commit(r: OpenRun, record: dict[str, Any], t0: float) -> dict[str,
     for stage, value in record.get("wall_seconds", {}).items():
         seconds[stage] = seconds.get(stage, 0.0) + value
     evaluated = len(r.ids) - record["images_resumed"]  # images whose stage times the seconds hold
-    speed = speed_record(r.ctx.device, r.cfg.precision, r.cfg.compile,
+    measurement = record.pop("measured", None) or measured(r.peak)  # stored by the shards that evaluated
+    speed = speed_record(measurement, r.cfg.precision, r.cfg.compile,
                          getattr(r.model, "batch_size", r.cfg.batch_size), r.cfg.encode_batch, seconds, evaluated)
     write_json(r.staging.work / RECORD_FILE, {**record, "inputs_digest": inputs_digest, "finished": now(),
                                               "wall_seconds": seconds, "speed": speed})

@@ -19,6 +19,7 @@ from .engine.inputs import InputFiles, redo_changed
 from .engine.lock import BusyError, TaskLock
 from .engine.progress import ProgressStore
 from .engine.shards import Shard, shard_records, write_shard_record
+from .engine.speed import measured, merge_measured
 from .engine.staging import Staging
 from .errors import DataError
 from .metadata import locked, now
@@ -63,6 +64,7 @@ def _evaluate_shard(cfg: RunConfig, shard: Shard) -> None:
     evaluate_images(r, store, inputs, mine, show=True)
     record = run_record(r, started, len(shard.positions(len(r.ids))) - len(mine), action, 1)
     record["wall_seconds"] = {"total": time.perf_counter() - t0, **dict(r.ctx.timed.seconds)}
+    record["measured"] = measured(r.peak)  # the device and peak memory of this shard's process
     write_shard_record(r.staging.work, shard, {**record, "finished": now(), "fingerprint": r.fingerprint})
 
 
@@ -115,7 +117,7 @@ def latest_complete(records: dict[Shard, dict]) -> dict[Shard, dict]:
 def merged_record(records: list[dict]) -> dict:
     """One run.json record from the shards' records: the first one's settings, summed counts and
     seconds (CPU-side totals over all shards), the earliest start."""
-    merged = {k: v for k, v in records[0].items() if k not in ("shard", "fingerprint", "finished")}
+    merged = {k: v for k, v in records[0].items() if k not in ("shard", "fingerprint", "finished", "measured")}
     merged["images_resumed"] = sum(rec["images_resumed"] for rec in records)
     merged["started"] = min(rec["started"] for rec in records)
     merged["shards"] = len(records)
@@ -124,6 +126,9 @@ def merged_record(records: list[dict]) -> dict:
         for stage, value in rec.get("wall_seconds", {}).items():
             seconds[stage] = seconds.get(stage, 0.0) + value
     merged["wall_seconds"] = seconds
+    parts = [rec["measured"] for rec in records if "measured" in rec]
+    if parts:  # records written before shards measured: the scoring process measures instead
+        merged["measured"] = merge_measured(parts)
     return merged
 
 

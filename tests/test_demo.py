@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,36 @@ def demo_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("demo")
     run_demo(out, device="cpu", n_images=2)
     return out
+
+
+def _runs(demo_dir, item) -> dict[str, tuple[dict, dict]]:
+    """model -> (its run.json record, its metrics.json) for one task of the demo suite."""
+    d = item.definition
+    return {model: (json.loads((demo_dir / model / "run.json").read_text())["tasks"][f"{d.name}/{d.dataset}"],
+                    json.loads((demo_dir / model / d.name / d.dataset / "metrics.json").read_text()))
+            for model in item.models}
+
+
+def expected_columns(demo_dir) -> list[str]:
+    """`definition / dataset: metric` for every headline metric that some run of a demo task has."""
+    load_plugins()
+    return [f"{item.definition.name} / {item.definition.dataset}: {metric}" for item in expand("demo")
+            for metric in TASKS.get(item.definition.protocol).headline_metrics
+            if any(metric in metrics for _, metrics in _runs(demo_dir, item).values())]
+
+
+def expected_charts(demo_dir) -> set[str]:
+    """`definition / dataset: metric` for every headline metric that two or more runs of a demo task
+    timed on this machine have a value of (null in metrics.json: undefined)."""
+    load_plugins()
+    charts = set()
+    for item in expand("demo"):
+        timed = [metrics for record, metrics in _runs(demo_dir, item).values()
+                 if record["speed"]["images_per_second"]]
+        for metric in TASKS.get(item.definition.protocol).headline_metrics:
+            if sum(m.get(metric) is not None for m in timed) > 1:
+                charts.add(f"{item.definition.name} / {item.definition.dataset}: {metric}")
+    return charts
 
 
 def test_demo_suite_covers_every_builtin_protocol():
@@ -68,6 +99,19 @@ def test_demo_report_labels_synthetic_data_everywhere_and_reads_as_evaluated(dem
     assert "95% intervals" in report and "Paired differences" in report
 
 
+def test_demo_report_has_one_pareto_chart_per_headline_metric(demo_dir):
+    import re
+
+    report = (demo_dir / "report.md").read_text()
+    charts = dict(re.findall(r"!\[accuracy against speed: (\S+ / \S+: \S+), [^\]]+\]\((figures/[^)]+)\)", report))
+    expected = expected_charts(demo_dir)
+    # every edge metric (ODS, OIS, AP, R50 of four runs), not only the first
+    assert {f"demo_edges / demo_bsds: {m}" for m in ("ODS", "OIS", "AP", "R50")} <= expected
+    assert set(charts) == expected
+    files = {p.name for p in (demo_dir / "figures").glob("pareto_*.png")}
+    assert files == {Path(path).name for path in charts.values()} and len(files) == len(expected)
+
+
 def test_demo_report_formats(demo_dir, tmp_path):
     import csv
     import io
@@ -82,6 +126,7 @@ def test_demo_report_formats(demo_dir, tmp_path):
         assert f"{model}:" in html  # every run folder is in it
     images = re.findall(r'<img [^>]*src="([^"]+)"', html)
     assert len(images) >= 10 and all(src.startswith("data:image/png;base64,") for src in images)
+    assert len(re.findall(r'<img alt="accuracy against speed: ', html)) == len(expected_charts(demo_dir))
     assert "<ul><li>" in html and "- tiny" not in html  # Markdown lists are HTML lists
     assert '<td class="text">demo / tiny (untrained) (synthetic data)</td>' in html
 
@@ -119,6 +164,8 @@ def test_leaderboard_in_a_real_browser(demo_dir, tmp_path):
     """Headless Chromium: the page renders (a screenshot that is not blank) and clicking a column
     header reorders the rows."""
     import io
+    import re
+    from html import unescape
 
     import numpy as np
     from PIL import Image
@@ -128,7 +175,19 @@ def test_leaderboard_in_a_real_browser(demo_dir, tmp_path):
 
     assert main(["leaderboard", str(demo_dir), "--out", str(tmp_path / "board.html")]) == 0
     page = (tmp_path / "board.html").read_text()
-    assert "data:image/png;base64," in page and 'href="' in page  # the Pareto chart, links to reports
+    assert 'href="' in page  # links to the runs' reports
+    # a column per headline metric of every task, titled with its task; one Pareto chart per headline metric
+    titles = [unescape(t) for t in re.findall(r'<th aria-sort="none" title="([^"]+)">', page)]
+    assert titles[:4] == ["model", "checkpoint", "settings", "data"] and titles[-3:] == ["img/s", "device", "report"]
+    assert sorted(titles[4:-3]) == sorted(expected_columns(demo_dir))
+    charts = re.findall(r'<img alt="accuracy against speed: ([^"]+)" src="data:image/png;base64,', page)
+    assert sorted(map(unescape, charts)) == sorted(expected_charts(demo_dir))
+    sobel = json.loads((demo_dir / "sobel" / "demo_edges" / "demo_bsds" / "metrics.json").read_text())
+    row = next(r for r in re.findall(r"<tr>(.*?)</tr>", page) if ">sobel</td>" in r)
+    cells = re.findall(r"<td [^>]*>(.*?)</td>", row)
+    for metric in ("ODS", "R50"):  # the value with its interval
+        value, low, high = (100 * sobel[k] for k in (metric, f"{metric}_ci_low", f"{metric}_ci_high"))
+        assert cells[titles.index(f"demo_edges / demo_bsds: {metric}")] == f"{value:.1f} [{low:.1f}, {high:.1f}]"
     binary = find_chromium()
     if binary is None:
         pytest.skip("no Chromium found (apt-get install chromium); the page was built but not opened")
@@ -138,10 +197,11 @@ def test_leaderboard_in_a_real_browser(demo_dir, tmp_path):
         shot = np.asarray(Image.open(io.BytesIO(browser.screenshot())).convert("L"), float)
         assert shot.shape[0] > 500 and shot.std() > 20  # text and table lines, not an empty page
         rows = "Array.from(document.querySelector('table.board').tBodies[0].rows).map(r => r.cells[0].textContent)"
-        header = "Array.from(document.querySelector('table.board').tHead.rows[0].cells).map(c => c.textContent)"
+        columns = "document.querySelector('table.board').tHead.rows[1]"  # under the row naming the tasks
+        header = f"Array.from({columns}.cells).map(c => c.title)"
         before = browser.evaluate(rows)
-        column = next(k for k, name in enumerate(browser.evaluate(header)) if name.startswith("demo_edges"))
-        click = f"document.querySelector('table.board').tHead.rows[0].cells[{column}].click()"
+        column = browser.evaluate(header).index("demo_edges / demo_bsds: ODS")
+        click = f"{columns}.cells[{column}].click()"
         ods = {}
         for run_dir in demo_dir.glob("*/demo_edges/demo_bsds/metrics.json"):
             label = json.loads((run_dir.parents[2] / "run.json").read_text())["tasks"]["demo_edges/demo_bsds"]

@@ -1,10 +1,11 @@
 """`sam-bench leaderboard DIR ...`: one self-contained HTML page, a sortable table per suite.
 
-One row per run directory: model, checkpoint, settings, the first headline metric of every task
-of the suite with its 95% interval, throughput, and a link to the run's own report; under each
-table the accuracy-against-speed charts (PNG embedded as base64). Sorting is a few lines of
-inline script (click a column header; click again to reverse); `#sort=<table>:<column>` in the
-address opens the page sorted, e.g. `board.html#sort=0:3`.
+One row per run directory: model, checkpoint, settings, every headline metric of every task of
+the suite with its 95% interval (a header row names the task and dataset over its metrics),
+throughput, and a link to the run's own report; under each table the accuracy-against-speed
+charts, one per headline metric (PNG embedded as base64). Sorting is a few lines of inline script
+(click a column header; click again to reverse); `#sort=<table>:<column>` in the address opens
+the page sorted, e.g. `board.html#sort=0:3` (columns counted in the last header row).
 """
 from __future__ import annotations
 
@@ -18,13 +19,13 @@ from typing import Optional, Sequence
 
 from ..io import write_text
 from ..plugins import load_plugins
-from ..registry import TASKS
 from .entry import ReportEntry
 from .evidence import scaled, with_interval
-from .speed import pareto_figure, pareto_groups, speed_of
-from .writer import collect_entries
+from .speed import headline_of, pareto_charts, speed_of
+from .writer import collect_entries, section_order
 
 SORT_SCRIPT = """
+const columnsRow = table => table.tHead.rows[table.tHead.rows.length - 1];
 function sortTable(table, column, descending) {
   const body = table.tBodies[0];
   const rows = Array.from(body.rows);
@@ -37,22 +38,23 @@ function sortTable(table, column, descending) {
     return descending ? -order : order;
   });
   rows.forEach(r => body.appendChild(r));
-  Array.from(table.tHead.rows[0].cells).forEach((th, k) =>
+  Array.from(columnsRow(table).cells).forEach((th, k) =>
     th.setAttribute("aria-sort", k === column ? (descending ? "descending" : "ascending") : "none"));
 }
 document.querySelectorAll("table.board").forEach(table => {
-  Array.from(table.tHead.rows[0].cells).forEach((th, column) => th.addEventListener("click", () =>
+  Array.from(columnsRow(table).cells).forEach((th, column) => th.addEventListener("click", () =>
     sortTable(table, column, th.getAttribute("aria-sort") !== "descending")));
 });
 const wanted = /^#sort=(\\d+):(\\d+)$/.exec(location.hash);
-if (wanted) document.querySelectorAll("table.board")[+wanted[1]].tHead.rows[0].cells[+wanted[2]].click();
+if (wanted) columnsRow(document.querySelectorAll("table.board")[+wanted[1]]).cells[+wanted[2]].click();
 """
 
 STYLE = ("body{font-family:sans-serif;max-width:90em;margin:2em auto;padding:0 1em}"
          "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:.25em .6em}"
          "th{cursor:pointer;background:#eef;text-align:left}th[aria-sort=ascending]::after{content:' \\25B2'}"
-         "th[aria-sort=descending]::after{content:' \\25BC'}td.num{text-align:right;white-space:nowrap}"
-         "td.text{text-align:left}img{max-width:48%;margin:.5em}")
+         "th[aria-sort=descending]::after{content:' \\25BC'}th.group{cursor:default;text-align:center}"
+         "td.num{text-align:right;white-space:nowrap}td.text{text-align:left}img{max-width:48%;margin:.5em}"
+         "div.wide{overflow-x:auto}")  # a suite's many metric columns scroll inside their box
 
 
 def _suite_of(entry: ReportEntry) -> str:
@@ -121,50 +123,50 @@ def _link(run_dir: Path, base: Path) -> str:
 
 
 def suite_table(suite: str, entries: list[ReportEntry], base: Path) -> str:
-    columns = list(dict.fromkeys((e.task_dir.parent.name, e.dataset) for e in entries))
-    metric_of = {}
-    for definition, dataset in columns:
-        group = [e for e in entries if (e.task_dir.parent.name, e.dataset) == (definition, dataset)]
-        protocol = group[0].record.get("config", {}).get("task") or definition
-        names = getattr(TASKS.get(protocol), "headline_metrics", ()) if protocol in TASKS else ()
-        metric_of[(definition, dataset)] = next((m for m in names if any(m in e.metrics for e in group)), None)
+    groups: dict[tuple[str, str], list[ReportEntry]] = {}
+    for e in entries:
+        groups.setdefault((e.task_dir.parent.name, e.dataset), []).append(e)
+    protocol = {key: group[0].record.get("config", {}).get("task") or key[0] for key, group in groups.items()}
+    # (definition, dataset) in the report's order -> the headline metrics some run has: one column each
+    columns = {key: metrics for key in sorted(groups, key=lambda k: (section_order(protocol[k]), k))
+               if (metrics := headline_of(protocol[key], groups[key]))}
     runs = list(dict.fromkeys(e.run_dir for e in entries))
-    head = ["model", "checkpoint", "settings", "data"]
-    head += [f"{definition} / {dataset}: {metric_of[(definition, dataset)] or '-'}" for definition, dataset in columns]
-    head += ["img/s", "device", "report"]
     rows = []
     for run_dir in runs:
-        mine = [e for e in entries if e.run_dir == run_dir]
-        first = mine[0]
+        mine = {(e.task_dir.parent.name, e.dataset): e for e in entries if e.run_dir == run_dir}
+        first = next(iter(mine.values()))
         cells = [_cell(html.escape(first.record["model"]["label"]), first.record["model"]["label"], False),
                  _cell(html.escape(_checkpoint(first)), _checkpoint(first), False),
                  _cell(html.escape(_settings(first)), _settings(first), False)]
-        data = _data_summary(mine)
+        data = _data_summary(list(mine.values()))
         cells.append(_cell(html.escape(data), data, False))
-        for key in columns:
-            e = next((x for x in mine if (x.task_dir.parent.name, x.dataset) == key), None)
-            metric = metric_of[key]
-            if e is None or metric is None or metric not in e.metrics:
-                cells.append(_cell("-", "", True))
-            else:
-                value = scaled(metric, e.metrics.get(metric))
-                cells.append(_cell(html.escape(with_interval(e, metric)), "" if value is None else value, True))
-        rate, device = _throughput(mine)
+        for key, metrics in columns.items():
+            e = mine.get(key)
+            for metric in metrics:
+                value = None if e is None else scaled(metric, e.metrics.get(metric))
+                text = "-" if e is None or metric not in e.metrics else html.escape(with_interval(e, metric))
+                cells.append(_cell(text, "" if value is None else value, True))
+        rate, device = _throughput(list(mine.values()))
         cells += [_cell("-" if rate is None else f"{rate:.3g}", "" if rate is None else rate, True),
                   _cell(html.escape(device), device, False), _cell(_link(run_dir, base), run_dir.name, False)]
         rows.append("<tr>" + "".join(cells) + "</tr>")
-    header = "".join(f'<th aria-sort="none">{html.escape(h)}</th>' for h in head)
+    tasks = "".join(f'<th class="group" colspan="{len(metrics)}">{html.escape(f"{key[0]} / {key[1]}")}</th>'
+                    for key, metrics in columns.items())
+    groups_row = f'<tr><th class="group" colspan="4">run</th>{tasks}<th class="group" colspan="3"></th></tr>'
+    names = [(name, name) for name in ("model", "checkpoint", "settings", "data")]
+    names += [(metric, f"{key[0]} / {key[1]}: {metric}") for key, metrics in columns.items() for metric in metrics]
+    names += [(name, name) for name in ("img/s", "device", "report")]
+    header = "".join(f'<th aria-sort="none" title="{html.escape(title, quote=True)}">{html.escape(name)}</th>'
+                     for name, title in names)
     charts = []
-    for key, group in pareto_groups(entries).items():
-        metric = metric_of.get((key[1], key[2]))
-        if metric:
-            buf = io.BytesIO()
-            pareto_figure(group, metric, f"{key[1]} / {key[2]} on {key[3]}").savefig(buf, format="png", dpi=90)
-            data64 = base64.b64encode(buf.getvalue()).decode()
-            charts.append(f'<img alt="accuracy against speed: {html.escape(key[1])} / {html.escape(key[2])}" '
-                          f'src="data:image/png;base64,{data64}">')
-    return (f"<h2>{html.escape(suite)}</h2>\n<table class=\"board\"><thead><tr>{header}</tr></thead>"
-            f"<tbody>{''.join(rows)}</tbody></table>\n" + "\n".join(charts))
+    for chart in pareto_charts(entries):
+        buf = io.BytesIO()
+        chart.figure().savefig(buf, format="png", dpi=90)
+        data64 = base64.b64encode(buf.getvalue()).decode()
+        charts.append(f'<img alt="accuracy against speed: {html.escape(chart.caption, quote=True)}" '
+                      f'src="data:image/png;base64,{data64}">')
+    return (f"<h2>{html.escape(suite)}</h2>\n<div class=\"wide\"><table class=\"board\"><thead>{groups_row}"
+            f"<tr>{header}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>\n" + "\n".join(charts))
 
 
 def build_leaderboard(run_dirs: Sequence[Path], base: Path) -> str:
@@ -174,8 +176,9 @@ def build_leaderboard(run_dirs: Sequence[Path], base: Path) -> str:
     for e in entries:
         suites.setdefault(_suite_of(e), []).append(e)
     sections = [suite_table(name, group, base) for name, group in sorted(suites.items())]
-    note = ("<p>Values: the first headline metric of each task with its 95% bootstrap interval (fractions in %); "
-            "img/s over all of a run's tasks in the suite. Click a column header to sort.</p>")
+    note = ("<p>Values: every headline metric of each task with its 95% bootstrap interval (fractions in %); "
+            "img/s over all of a run's tasks in the suite; one accuracy-against-speed chart per headline metric "
+            "under each table. Click a column header to sort.</p>")
     return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>sam-bench leaderboard</title>"
             f"<style>{STYLE}</style></head><body>\n<h1>sam-bench leaderboard</h1>\n{note}\n"
             + "\n".join(sections) + f"\n<script>{SORT_SCRIPT}</script>\n</body></html>\n")

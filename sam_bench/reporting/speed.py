@@ -3,18 +3,22 @@
 A chart compares runs of one task definition on one dataset measured on one kind of device (the
 device name run.json records: a GPU model, or the CPU model and thread count); runs on other
 devices get their own chart, since images per second on two machines say nothing about the models.
+Each such group gets one chart per headline metric of its task (Task.headline_metrics).
 """
 from __future__ import annotations
 
 import re
+from fnmatch import fnmatch
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import NamedTuple, Optional, Sequence
 
 import numpy as np
 
 from ..registry import TASKS
 from .entry import ReportEntry
-from .evidence import scaled
+from .evidence import headline, scaled
+from .terminal import LOWER_IS_BETTER
+from .writer import section_order
 
 FIGURE_DIR = "figures"
 
@@ -42,6 +46,11 @@ def speed_table(entries: Sequence[ReportEntry]) -> list[str]:
     return lines if len(lines) > 2 else []
 
 
+def headline_of(protocol: str, entries: Sequence[ReportEntry]) -> list[str]:
+    """The task's headline metrics that some entry has (as the report's evidence table lists them)."""
+    return headline(entries, TASKS.get(protocol).headline_metrics if protocol in TASKS else ())
+
+
 def pareto_groups(entries: Sequence[ReportEntry]) -> dict[tuple[str, str, str, str], list[ReportEntry]]:
     """(protocol, definition, dataset, device) -> entries with a measured rate; two or more only."""
     groups: dict[tuple[str, str, str, str], list[ReportEntry]] = {}
@@ -54,14 +63,20 @@ def pareto_groups(entries: Sequence[ReportEntry]) -> dict[tuple[str, str, str, s
     return {k: v for k, v in groups.items() if len({e.run_label for e in v}) > 1}
 
 
-def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
-    """Indices of the points no other point beats on both speed and accuracy, fastest first."""
-    order = sorted(range(len(points)), key=lambda i: (-points[i][0], -points[i][1]))
+def lower_is_better(metric: str) -> bool:
+    return any(fnmatch(metric, pattern) for pattern in LOWER_IS_BETTER)
+
+
+def pareto_front(points: Sequence[tuple[float, float]], lower_better: bool = False) -> list[int]:
+    """Indices of the points no other point beats on both speed and accuracy, fastest first
+    (accuracy: the larger y, or the smaller where `lower_better`)."""
+    sign = -1.0 if lower_better else 1.0
+    order = sorted(range(len(points)), key=lambda i: (-points[i][0], -sign * points[i][1]))
     front, best = [], -np.inf
     for i in order:
-        if points[i][1] > best:
+        if sign * points[i][1] > best:
             front.append(i)
-            best = points[i][1]
+            best = sign * points[i][1]
     return front
 
 
@@ -80,13 +95,15 @@ def pareto_figure(entries: Sequence[ReportEntry], metric: str, title: str):
         yerr = None if low is None or high is None else [[y - low], [high - y]]
         ax.errorbar([x], [y], yerr=yerr, marker="o", capsize=3, linestyle="none", label=e.run_label)
         points.append((x, y))
-    front = pareto_front(points)
+    front = pareto_front(points, lower_is_better(metric))
     if len(front) > 1:
         ax.plot([points[i][0] for i in front], [points[i][1] for i in front], color="grey", linestyle="--",
                 linewidth=1, label="Pareto front")
     ax.set_xscale("log")
+    _plain_log_ticks(ax, [x for x, _ in points])
     ax.set_xlabel("images per second (whole evaluation, log scale)")
-    ax.set_ylabel(metric + (" (%)" if scaled(metric, 0.5) == 50 else ""))
+    ax.set_ylabel(metric + (" (%)" if scaled(metric, 0.5) == 50 else "")
+                  + (", lower is better" if lower_is_better(metric) else ""))
     ax.set_title(title, fontsize=8)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
@@ -94,8 +111,48 @@ def pareto_figure(entries: Sequence[ReportEntry], metric: str, title: str):
     return fig
 
 
-def chart_name(key: tuple[str, ...], metric: str) -> str:
-    return "pareto_" + re.sub(r"[^A-Za-z0-9]+", "_", "_".join([*key[1:3], metric])).strip("_") + ".png"
+def _plain_log_ticks(ax, rates: Sequence[float]) -> None:
+    """Tick labels as plain numbers (0.2, 30): every tick over less than a decade of rates, the 2s and
+    5s between powers of ten over up to three decades, the powers of ten only beyond (no overlaps)."""
+    from matplotlib.ticker import FuncFormatter
+
+    decades = np.log10(max(rates) / min(rates)) if rates else 0.0
+    kept = range(1, 10) if decades < 1 else (2, 5) if decades < 3 else ()
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.xaxis.set_minor_formatter(FuncFormatter(
+        lambda value, _: f"{value:g}" if round(value / 10 ** np.floor(np.log10(value))) in kept else ""))
+
+
+class ParetoChart(NamedTuple):
+    """One accuracy-against-speed chart: one headline metric of one (protocol, definition, dataset,
+    device) group."""
+
+    key: tuple[str, str, str, str]
+    metric: str
+    entries: list[ReportEntry]
+
+    @property
+    def caption(self) -> str:
+        return f"{self.key[1]} / {self.key[2]}: {self.metric}"
+
+    @property
+    def file_name(self) -> str:
+        """pareto_<definition>_<dataset>_<metric>_<device>.png: the device too, each device has its chart."""
+        parts = [*self.key[1:3], self.metric, self.key[3]]
+        return "pareto_" + re.sub(r"[^A-Za-z0-9]+", "_", "_".join(parts)).strip("_") + ".png"
+
+    def figure(self):
+        return pareto_figure(self.entries, self.metric, f"{self.caption} on {self.key[3]}")
+
+
+def pareto_charts(entries: Sequence[ReportEntry]) -> list[ParetoChart]:
+    """Every group's charts in the report's order, one per headline metric that two or more runs of the
+    group have a value of."""
+    charts = []
+    for key, group in sorted(pareto_groups(entries).items(), key=lambda item: (section_order(item[0][0]), item[0])):
+        charts += [ParetoChart(key, metric, group) for metric in headline_of(key[0], group)
+                   if sum(scaled(metric, e.metrics.get(metric)) is not None for e in group) > 1]
+    return charts
 
 
 def speed_section(entries: dict[str, list[ReportEntry]], report_dir: Path) -> list[str]:
@@ -105,14 +162,15 @@ def speed_section(entries: dict[str, list[ReportEntry]], report_dir: Path) -> li
         return []
     lines = ["", "## Accuracy against speed", "", *table, "",
              "Rates count the images evaluated in the run's last process (a resumed run's earlier images are "
-             "not timed); encoder = image embedding, prompt stage = the rest of each image's evaluation."]
-    for key, group in pareto_groups(everything).items():
-        metrics = getattr(TASKS.get(key[0]), "headline_metrics", ()) if key[0] in TASKS else ()
-        for metric in [m for m in metrics if any(m in e.metrics for e in group)][:1]:
-            fig = pareto_figure(group, metric, f"{key[1]} / {key[2]} on {key[3]}")
-            path = report_dir / FIGURE_DIR / chart_name(key, metric)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fig.savefig(path, dpi=100)
-            lines += ["", f"![accuracy against speed: {key[1]} / {key[2]}, {metric}, {key[3]}]"
-                          f"({FIGURE_DIR}/{path.name})"]
+             "not timed); encoder = image embedding, prompt stage = the rest of each image's evaluation. "
+             "One chart per headline metric; the dashed line joins the runs no other run beats on both axes."]
+    previous = None
+    for chart in pareto_charts(everything):
+        path = report_dir / FIGURE_DIR / chart.file_name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        chart.figure().savefig(path, dpi=100)
+        if chart.key != previous:  # a group's charts in one paragraph: side by side
+            lines.append("")
+            previous = chart.key
+        lines.append(f"![accuracy against speed: {chart.caption}, {chart.key[3]}]({FIGURE_DIR}/{path.name})")
     return lines

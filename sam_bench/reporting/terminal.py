@@ -6,6 +6,8 @@ from typing import Any
 
 # Float metrics that are not fractions of 1 (clicks, masks, candidates per image...): printed as is.
 NOT_FRACTIONS = ("NoC@*", "*per_image*", "*per_second*", "*seconds*", "max_*", "*MCC*")  # MCC: a correlation, -1..1
+# Metrics where fewer is better (clicks to reach an IoU, failures); every other headline metric: more is better.
+LOWER_IS_BETTER = ("NoC@*", "NoF@*")
 
 
 def format_metric(name: str, value: Any) -> str:
