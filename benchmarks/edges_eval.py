@@ -22,9 +22,10 @@ from pathlib import Path
 
 import cv2
 
+from sam_bench.core.workers import available_cpus
 from sam_bench.data.images import read_rgb
 from sam_bench.core.edge_maps import to_uint8
-from sam_bench.metrics.bsds import (BoundaryEvalParams, EvalItem, EvalStats, _pee_boundaries, default_workers,
+from sam_bench.metrics.bsds import (BoundaryEvalParams, EvalItem, EvalStats, _pee_boundaries,
                                      evaluate_counts, seeded_matching, summarize)
 from sam_bench.plugins import load_plugins
 from sam_bench.registry import MODELS
@@ -91,7 +92,7 @@ def main() -> None:
         raise SystemExit(f"no images under {args.data_root / 'images' / args.split}")
     gt_dir = args.data_root / "groundTruth" / args.split
     params = BoundaryEvalParams(thresholds=args.thresholds)
-    workers = args.workers or default_workers()
+    workers = args.workers or available_cpus()
     print(f"subset: {len(images)} {args.split} images of {args.data_root} (a full plain run is hours on a "
           f"2-core machine), {args.thresholds} thresholds; optimised path with {workers} processes")
     totals = {"plain": 0.0, "ours": 0.0}

@@ -17,7 +17,8 @@ Two ways to use it:
 - Stored (what the runner and the report use): a task returns a `UnitSample` from
   ``Task.bootstrap_units``: unit ids, per-unit data and the name of a registered statistic
   (`STATISTICS`: ``mean``, ``ratio``, ``ratios``, ``coco_segm``, ``bsds``, ``cgf1``; add one with
-  ``@STATISTICS.register("name")`` on a function ``(columns, params) -> (indices -> metrics)``). The runner writes it to ``units.json`` beside
+  ``@STATISTICS.register("name")`` on a function ``(columns, params) -> (indices -> metrics)``; a
+  returned object with a ``many(list of index arrays)`` method computes all replicates in one pass). The runner writes it to ``units.json`` beside
   ``metrics.json`` and adds ``<metric>_ci_low`` / ``<metric>_ci_high`` from
   ``UnitSample.intervals``; the report reads it back for `paired_difference` (two runs, their
   common units, the same resamples for both) and `stratified_mean` (a mean over datasets with
@@ -109,10 +110,13 @@ class UnitSample:
 
     def evaluate(self, index: np.ndarray) -> dict[str, float]:
         """The metrics of the units at `index` (repeats allowed: a resample)."""
+        return self._statistic()(np.asarray(index))
+
+    def _statistic(self) -> Statistic:
         if self._evaluate is None:  # caches what every resample needs (arrays, decoded records)
             columns = {name: _as_array(column) for name, column in self.data.items()}
             self._evaluate = STATISTICS.get(self.statistic)(columns, self.params)
-        return self._evaluate(np.asarray(index))
+        return self._evaluate
 
     def subset(self, ids: Sequence[str]) -> "UnitSample":
         where = {u: k for k, u in enumerate(self.ids)}
@@ -125,12 +129,15 @@ class UnitSample:
         if self.stored and (self.resamples, self.seed) == (n, seed):
             return {name: np.array([_value(v) for v in values], float) for name, values in self.stored.items()}
         names = list(self.evaluate(np.arange(len(self.ids))))
-        reps: dict[str, list[float]] = {name: [] for name in names}
-        for index in resample_indices(len(self.ids), n, seed):
-            drawn = self.evaluate(index)  # a metric a resample leaves undefined is absent or None: NaN
-            for name in names:
-                reps[name].append(_value(drawn.get(name)))
-        return {name: np.array(values, float) for name, values in reps.items()}
+        drawn = self.evaluate_many(list(resample_indices(len(self.ids), n, seed)))
+        # a metric a resample leaves undefined is absent or None: NaN
+        return {name: np.array([_value(d.get(name)) for d in drawn], float) for name in names}
+
+    def evaluate_many(self, indices: Sequence[np.ndarray]) -> list[dict[str, float]]:
+        """`evaluate` of each index array; statistics with a `many` method do them all in one pass."""
+        statistic = self._statistic()
+        many = getattr(statistic, "many", None)
+        return many(indices) if many is not None else [statistic(np.asarray(i)) for i in indices]
 
     def keep_replicates(self, n: int, seed: int) -> None:
         """Compute the replicates once and keep them (written to units.json with the sample)."""
@@ -193,9 +200,10 @@ def paired_difference(a: UnitSample, b: UnitSample, n: int = DEFAULT_RESAMPLES, 
     a, b = a.subset(common), b.subset(common)
     point_a, point_b = a.evaluate(everything), b.evaluate(everything)
     names = [m for m in point_a if m in point_b]
+    indices = list(resample_indices(len(common), n, seed))
+    drawn = zip(a.evaluate_many(indices), b.evaluate_many(indices))
     reps: dict[str, list[float]] = {m: [] for m in names}
-    for index in resample_indices(len(common), n, seed):
-        ra, rb = a.evaluate(index), b.evaluate(index)
+    for ra, rb in drawn:
         for m in names:
             reps[m].append(_minus(ra.get(m), rb.get(m)))
     return {m: Difference(_minus(point_a[m], point_b[m]), *percentile_interval(np.array(reps[m]), level), **counts,

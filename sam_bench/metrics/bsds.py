@@ -36,7 +36,7 @@ from typing import Any, Iterator, Optional, Sequence
 
 import numpy as np
 
-from ..core.workers import die_with_parent
+from ..core.workers import available_cpus, die_with_parent
 from ..errors import ConfigError, DataError
 
 with contextlib.redirect_stdout(io.StringIO()):
@@ -172,13 +172,6 @@ def _cache_key(item: EvalItem, params: BoundaryEvalParams) -> str:
     return digest.hexdigest()
 
 
-def default_workers() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
 @dataclass
 class EvalStats:
     """Where the evaluation went: recorded beside the results (edge_eval.json)."""
@@ -231,7 +224,7 @@ def evaluate_counts(items: Sequence[EvalItem], params: BoundaryEvalParams, worke
             if cache_dir is not None:
                 _write_cache(Path(cache_dir), items[index].image_id, keys[index], counts[index])
 
-    workers = min(default_workers() if workers <= 0 else workers, max(1, len(units)))
+    workers = min(available_cpus() if workers <= 0 else workers, max(1, len(units)))
     stats.images, stats.workers, stats.units = len(items), workers, len(units)
     bar = _progress(len(units), progress)
     if workers == 1:

@@ -34,7 +34,7 @@ from ..data.types import ImageSample
 from ..errors import DataError
 from .bootstrap import UnitSample
 from .coco_records import AREA_NAMES, _T, _bits, _pack, _unbits, _unpack
-from .lvis import lvis_image_entries, lvis_summarize
+from .lvis import lvis_accumulate, lvis_image_entries, lvis_summarize
 
 FREQUENCY_NAMES = {"f": "frequent", "c": "common", "r": "rare"}
 #: Category id given to every class-agnostic proposal.
@@ -157,12 +157,24 @@ class SegmEvaluator:
 
     def summarize(self, records: Sequence[tuple[Any, dict[str, Any]]]) -> dict[str, float]:
         """records: (image id, evaluate_image record) for every image of the run."""
-        store = _RecordStore(records, lvis=self.lvis)
-        if not store.cat_ids:
+        accumulated = self.accumulate(records)
+        if accumulated is None:
             return {}
         if self.lvis:
-            return lvis_summarize(store, store.img_ids, [self.categories[c] for c in store.cat_ids],
-                                  self.max_dets)
+            return lvis_summarize(accumulated)
+        with _quiet():
+            accumulated.summarize()
+        names = ("AP", "AP50", "AP75", "APs", "APm", "APl")
+        return {n: float(v) for n, v in zip(names, accumulated.stats[:6]) if v > -1}
+
+    def accumulate(self, records: Sequence[tuple[Any, dict[str, Any]]]) -> Optional[Any]:
+        """The library's evaluator (COCOeval / LVISEval) after its `accumulate` on these records
+        (None when no image has a category); its eval["precision"] is what AP averages."""
+        store = _RecordStore(records, lvis=self.lvis)
+        if not store.cat_ids:
+            return None
+        if self.lvis:
+            return lvis_accumulate(store, store.img_ids, [self.categories[c] for c in store.cat_ids], self.max_dets)
         ev = COCOeval(iouType="segm")
         ev.params.imgIds = store.img_ids
         ev.params.catIds = store.cat_ids
@@ -171,9 +183,7 @@ class SegmEvaluator:
         ev.evalImgs = store
         with _quiet():
             ev.accumulate()
-            ev.summarize()
-        names = ("AP", "AP50", "AP75", "APs", "APm", "APl")
-        return {n: float(v) for n, v in zip(names, ev.stats[:6]) if v > -1}
+        return ev
 
 
 class _RecordStore:

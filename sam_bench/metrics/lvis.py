@@ -76,9 +76,9 @@ def lvis_image_entries(image: dict[str, Any], anns: list[dict[str, Any]], result
             for e in ev.eval_imgs]
 
 
-def lvis_summarize(eval_imgs: Sequence[Optional[dict[str, Any]]], img_ids: list[Any],
-                   categories: Sequence[dict[str, Any]], max_dets: int) -> dict[str, float]:
-    """LVIS `AP AP50 AP75 APs APm APl APr APc APf` (fractions) of the stored per-image matches.
+def lvis_accumulate(eval_imgs: Sequence[Optional[dict[str, Any]]], img_ids: list[Any],
+                    categories: Sequence[dict[str, Any]], max_dets: int) -> Any:
+    """LVISEval after its `accumulate` on the stored per-image matches (no LVIS / LVISResults objects).
 
     `eval_imgs`: LVISEval's flat per-(category, area, image) list over `categories` x `img_ids`.
     """
@@ -97,6 +97,12 @@ def lvis_summarize(eval_imgs: Sequence[Optional[dict[str, Any]]], img_ids: list[
     ev.freq_groups = ev._prepare_freq_group()
     with _numpy_float_alias(), _quiet_lvis():
         ev.accumulate()
+    return ev
+
+
+def lvis_summarize(ev: Any) -> dict[str, float]:
+    """LVIS `AP AP50 AP75 APs APm APl APr APc APf` (fractions) of an accumulated LVISEval."""
+    with _numpy_float_alias(), _quiet_lvis():
         ev.summarize()
     names = ("AP", "AP50", "AP75", "APs", "APm", "APl", "APr", "APc", "APf")
     return {n: float(ev.results[n]) for n in names if ev.results[n] > -1}
