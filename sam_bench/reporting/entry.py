@@ -5,6 +5,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from ..registry import TASKS
+
 
 @dataclass
 class ReportEntry:
@@ -17,3 +19,8 @@ class ReportEntry:
     record: dict[str, Any]  # this task's entry in run.json
     task_dir: Path
     report_dir: Optional[Path] = None  # where the report is written: links and figures are relative to it
+
+
+def section_order(protocol: str) -> tuple:
+    """The paper's order (§7.1 .. §7.5), then tasks without a paper section by name."""
+    return (getattr(TASKS.get(protocol), "paper_section", (99,)), protocol)

@@ -19,10 +19,10 @@ from typing import Optional, Sequence
 
 from ..io import write_text
 from ..plugins import load_plugins
-from .entry import ReportEntry
+from .entry import ReportEntry, section_order
 from .evidence import scaled, with_interval
 from .speed import headline_of, pareto_charts, speed_of
-from .writer import collect_entries, section_order
+from .writer import collect_entries
 
 SORT_SCRIPT = """
 const columnsRow = table => table.tHead.rows[table.tHead.rows.length - 1];

@@ -15,10 +15,9 @@ from typing import NamedTuple, Optional, Sequence
 import numpy as np
 
 from ..registry import TASKS
-from .entry import ReportEntry
+from .entry import ReportEntry, section_order
 from .evidence import headline, scaled
 from .terminal import LOWER_IS_BETTER
-from .writer import section_order
 
 FIGURE_DIR = "figures"
 

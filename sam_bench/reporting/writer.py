@@ -10,7 +10,7 @@ from ..io import write_text
 from ..metadata import read_run_json
 from ..plugins import load_plugins
 from ..registry import TASKS
-from .entry import ReportEntry
+from .entry import ReportEntry, section_order
 
 
 def collect_entries(run_dirs: Sequence[Path], report_dir: Path | None = None) -> dict[str, list[ReportEntry]]:
@@ -51,11 +51,6 @@ def _run_labels(run_dirs: Sequence[Path]) -> dict[tuple[Path, str], str]:
         label = f"{label} [{k[0].name}]" if len(by_label[label]) > 1 else label
         labels[k] = f"{label} ({variants[k]})" if variants[k] else label
     return labels
-
-
-def section_order(protocol: str) -> tuple:
-    """The paper's order (§7.1 .. §7.5), then tasks without a paper section by name."""
-    return (getattr(TASKS.get(protocol), "paper_section", (99,)), protocol)
 
 
 def build_report(run_dirs: Sequence[str | Path], report_dir: str | Path) -> str:

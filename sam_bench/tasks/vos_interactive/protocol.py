@@ -18,7 +18,7 @@ candidate left) repeats its last round. Clicks use sam_bench/prompts/clicks.py (
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterable, Optional
+from typing import Iterable, Optional
 
 import numpy as np
 
@@ -29,8 +29,7 @@ from ...models.video import FrameMasks, VideoSession
 from ...prompts.clicks import Click
 from ...prompts.video_clicks import click_object
 
-if TYPE_CHECKING:  # the task's options (task.py holds them, where `list tasks` reads them)
-    from .task import VosInteractiveOptions as Settings
+from .options import VosInteractiveOptions as Settings
 
 @dataclass
 class Interaction:
