@@ -161,6 +161,21 @@ def test_edge_statistic_equals_summarize(synthetic_roots, tmp_path):
         assert got == {m: pytest.approx(expected[m], abs=1e-12, nan_ok=True) for m in got}
 
 
+def test_best_interpolated_f1_is_pyedgeeval_ods():
+    """The array form of interpolated_max_scores gives the library's best F to the last bit."""
+    from pyEdgeEval.common.metrics import interpolated_max_scores
+
+    from sam_bench.metrics.bsds import best_interpolated_f1
+
+    rng = np.random.default_rng(5)
+    for n in (1, 2, 9, 99):
+        recall = np.sort(rng.uniform(0, 1, n))[::-1].copy()
+        precision = np.sort(rng.uniform(0, 1, n))
+        precision[rng.uniform(size=n) < 0.2] = 0.0  # thresholds where nothing is kept
+        expected = interpolated_max_scores(np.linspace(0, 1, n), recall, precision)[3]
+        assert best_interpolated_f1(recall, precision) == expected
+
+
 def test_ci_is_part_of_the_run_identity_and_off_gives_no_interval(synthetic_roots, tmp_path):
     on, off = RunConfig(task="point", model="tiny", dataset="demo"), RunConfig(task="point", model="tiny",
                                                                                dataset="demo", ci=0)
