@@ -18,9 +18,9 @@ Two ways to use it:
   ``Task.bootstrap_units``: unit ids, per-unit data and the name of a registered statistic
   (`STATISTICS`: ``mean``, ``ratio``, ``ratios``, ``coco_segm``, ``bsds``, ``cgf1``; add one with
   ``@STATISTICS.register("name")`` on a function ``(columns, params) -> (indices -> metrics)``; a
-  returned object with a ``many(list of index arrays)`` method computes all replicates in one pass). The runner writes it to ``units.json`` beside
-  ``metrics.json`` and adds ``<metric>_ci_low`` / ``<metric>_ci_high`` from
-  ``UnitSample.intervals``; the report reads it back for `paired_difference` (two runs, their
+  returned object with a ``many(list of index arrays)`` method computes all replicates in one
+  pass). The runner writes it to ``units.json`` beside ``metrics.json`` and adds
+  ``<metric>_ci_low`` / ``<metric>_ci_high`` from ``UnitSample.intervals``; the report reads it back for `paired_difference` (two runs, their
   common units, the same resamples for both) and `stratified_mean` (a mean over datasets with
   units resampled within each dataset, e.g. the SA-23 mean). A new task needs only, e.g. for J&F
   over sequences::

@@ -317,7 +317,8 @@ class ResampledAP:
             return np.where(count > 0, total / np.maximum(count, 1), -1.0)
 
         every = _T * _R
-        values = {"AP": np.full(S, -1.0) if self.coco_ap_undefined else mean(totals[:, 0].sum(axis=1), n_defined[:, 0] * every),
+        every_ap = mean(totals[:, 0].sum(axis=1), n_defined[:, 0] * every)
+        values = {"AP": np.full(S, -1.0) if self.coco_ap_undefined else every_ap,
                   "AP50": mean(totals[:, 0, _T50], n_defined[:, 0] * _R),
                   "AP75": mean(totals[:, 0, _T75], n_defined[:, 0] * _R)}
         values.update({f"AP{n[0]}": mean(totals[:, a].sum(axis=1), n_defined[:, a] * every)

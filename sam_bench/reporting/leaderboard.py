@@ -14,6 +14,7 @@ import html
 import io
 import json
 import os
+from fnmatch import fnmatch
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -22,6 +23,7 @@ from ..plugins import load_plugins
 from .entry import ReportEntry, section_order
 from .evidence import scaled, with_interval
 from .speed import headline_of, pareto_charts, speed_of
+from .terminal import LOWER_IS_BETTER
 from .writer import collect_entries
 
 SORT_SCRIPT = """
@@ -33,7 +35,8 @@ function sortTable(table, column, descending) {
   const numeric = rows.every(r => key(r) === "" || !isNaN(parseFloat(key(r))));
   rows.sort((a, b) => {
     let x = key(a), y = key(b);
-    if (numeric) { x = x === "" ? -Infinity : parseFloat(x); y = y === "" ? -Infinity : parseFloat(y); }
+    if (x === "" || y === "") return (x === "") - (y === "");  // runs without a value last, either way
+    if (numeric) { x = parseFloat(x); y = parseFloat(y); }
     const order = x < y ? -1 : x > y ? 1 : 0;
     return descending ? -order : order;
   });
@@ -43,7 +46,9 @@ function sortTable(table, column, descending) {
 }
 document.querySelectorAll("table.board").forEach(table => {
   Array.from(columnsRow(table).cells).forEach((th, column) => th.addEventListener("click", () =>
-    sortTable(table, column, th.getAttribute("aria-sort") !== "descending")));
+    // the first click puts the best first: highest, or lowest where fewer is better (NoC)
+    sortTable(table, column, th.getAttribute("aria-sort") === "none" ? !("lowerIsBetter" in th.dataset)
+                                                                     : th.getAttribute("aria-sort") !== "descending")));
 });
 const wanted = /^#sort=(\\d+):(\\d+)$/.exec(location.hash);
 if (wanted) columnsRow(document.querySelectorAll("table.board")[+wanted[1]]).cells[+wanted[2]].click();
@@ -156,7 +161,9 @@ def suite_table(suite: str, entries: list[ReportEntry], base: Path) -> str:
     names = [(name, name) for name in ("model", "checkpoint", "settings", "data")]
     names += [(metric, f"{key[0]} / {key[1]}: {metric}") for key, metrics in columns.items() for metric in metrics]
     names += [(name, name) for name in ("img/s", "device", "report")]
-    header = "".join(f'<th aria-sort="none" title="{html.escape(title, quote=True)}">{html.escape(name)}</th>'
+    lower = {name for name, _ in names if any(fnmatch(name, p) for p in LOWER_IS_BETTER)}
+    header = "".join(f'<th aria-sort="none" title="{html.escape(title, quote=True)}"'
+                     f'{" data-lower-is-better" if name in lower else ""}>{html.escape(name)}</th>'
                      for name, title in names)
     charts = []
     for chart in pareto_charts(entries):
