@@ -126,6 +126,7 @@ class _Category:
             self.exact_only = True
             return
         self.areas = [_Area(image, counted, true_positive, len(self.images)) for counted, true_positive in per_area]
+        del self.score, self.match, self.ignore  # only the per-resample path reads the detections again
 
     # ------------------------------------------------------------------ all resamples at once
     def accumulate(self, weights: np.ndarray, curve: bool) -> tuple[np.ndarray, np.ndarray]:

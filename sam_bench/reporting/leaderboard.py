@@ -14,7 +14,6 @@ import html
 import io
 import json
 import os
-from fnmatch import fnmatch
 from pathlib import Path
 from typing import Optional, Sequence
 
@@ -23,7 +22,7 @@ from ..plugins import load_plugins
 from .entry import ReportEntry, section_order
 from .evidence import scaled, with_interval
 from .speed import headline_of, pareto_charts, speed_of
-from .terminal import LOWER_IS_BETTER
+from .terminal import lower_is_better
 from .writer import collect_entries
 
 SORT_SCRIPT = """
@@ -161,9 +160,8 @@ def suite_table(suite: str, entries: list[ReportEntry], base: Path) -> str:
     names = [(name, name) for name in ("model", "checkpoint", "settings", "data")]
     names += [(metric, f"{key[0]} / {key[1]}: {metric}") for key, metrics in columns.items() for metric in metrics]
     names += [(name, name) for name in ("img/s", "device", "report")]
-    lower = {name for name, _ in names if any(fnmatch(name, p) for p in LOWER_IS_BETTER)}
     header = "".join(f'<th aria-sort="none" title="{html.escape(title, quote=True)}"'
-                     f'{" data-lower-is-better" if name in lower else ""}>{html.escape(name)}</th>'
+                     f'{" data-lower-is-better" if lower_is_better(name) else ""}>{html.escape(name)}</th>'
                      for name, title in names)
     charts = []
     for chart in pareto_charts(entries):

@@ -8,7 +8,6 @@ Each such group gets one chart per headline metric of its task (Task.headline_me
 from __future__ import annotations
 
 import re
-from fnmatch import fnmatch
 from pathlib import Path
 from typing import NamedTuple, Optional, Sequence
 
@@ -17,7 +16,7 @@ import numpy as np
 from ..registry import TASKS
 from .entry import ReportEntry, section_order
 from .evidence import headline, scaled
-from .terminal import LOWER_IS_BETTER
+from .terminal import lower_is_better
 
 FIGURE_DIR = "figures"
 
@@ -60,10 +59,6 @@ def pareto_groups(entries: Sequence[ReportEntry]) -> dict[tuple[str, str, str, s
             key = (protocol, e.task_dir.parent.name, e.dataset, s.get("device_name", "?"))
             groups.setdefault(key, []).append(e)
     return {k: v for k, v in groups.items() if len({e.run_label for e in v}) > 1}
-
-
-def lower_is_better(metric: str) -> bool:
-    return any(fnmatch(metric, pattern) for pattern in LOWER_IS_BETTER)
 
 
 def pareto_front(points: Sequence[tuple[float, float]], lower_better: bool = False) -> list[int]:

@@ -10,6 +10,10 @@ NOT_FRACTIONS = ("NoC@*", "*per_image*", "*per_second*", "*seconds*", "max_*", "
 LOWER_IS_BETTER = ("NoC@*", "NoF@*")
 
 
+def lower_is_better(metric: str) -> bool:
+    return any(fnmatch(metric, pattern) for pattern in LOWER_IS_BETTER)
+
+
 def format_metric(name: str, value: Any) -> str:
     """`0.8123` -> `81.2 %`; counts and other non-fractions unchanged; None (undefined) -> `n/a`."""
     if value is None:
