@@ -6,7 +6,7 @@ resolution; mIoU and images per second. Two pipelines on the same model, images 
              images read in the main process (what a plain loop does).
   sam-bench  SamSegmenter: encode (--encode-batch images per encoder call), one batched decode of
              all the image's points, upsampling and IoU batched on the device (the point task's
-             masks_and_ious); images read and resized by DataLoader workers (data/prefetch.py);
+             masks_and_ious); images read and resized by DataLoader workers (engine/prefetch.py);
              --precision, --compile.
 
 Points are sam_bench's center click (prompts/clicks.center_click), computed once before timing;
@@ -39,7 +39,7 @@ from segment_anything import SamPredictor
 from sam_bench.core.checkpoint import OFFICIAL_ARCHITECTURES, build_sam
 from sam_bench.core.device import resolve_device
 from sam_bench.core.types import ModelInfo, Prompts
-from sam_bench.data.prefetch import prefetch
+from sam_bench.engine.prefetch import prefetch
 from sam_bench.data.readers.coco import CocoDataset
 from sam_bench.data.types import ImageSample
 from sam_bench.models.sam import SamSegmenter, build_sam_model, build_tiny_model

@@ -26,7 +26,7 @@ from .core.cache import EmbeddingCache
 from .core.device import resolve_device
 from .core.workers import die_with_parent
 from .core.preflight import disk_full, ensure_writable, missing_folders, remove_if_empty
-from .data.prefetch import prefetch
+from .engine.prefetch import prefetch
 from .data.registry import open_dataset
 from .data.types import Dataset
 from .engine.context import ImageResult, RunContext

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from sam_bench.api import run
-from sam_bench.data.prefetch import Loaded, prefetch
+from sam_bench.engine.prefetch import Loaded, prefetch
 from sam_bench.data.registry import open_dataset
 from sam_bench.errors import ConfigError
 from sam_bench.models.sam import build_tiny_model

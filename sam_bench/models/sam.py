@@ -119,7 +119,7 @@ class SamSegmenter(PromptableSegmenter):
 
     def preload(self, image: np.ndarray, item: torch.Tensor | ImageEmbedding) -> None:
         """Hand over `prepare_image(image)` or an `encode_many` embedding for the next
-        `encode(image)` of this very array (sam_bench/data/prefetch.py)."""
+        `encode(image)` of this very array (sam_bench/engine/prefetch.py)."""
         self._preloaded[id(image)] = (image, item)
 
     def clear_preloaded(self) -> None:

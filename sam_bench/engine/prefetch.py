@@ -24,9 +24,9 @@ from torch.utils.data import Dataset as TorchDataset
 
 from ..core.workers import die_with_parent
 from ..errors import ConfigError, SamBenchError
+from ..data.images import check_size
+from ..data.types import Dataset, ImageSample
 from ..models.base import Model
-from .images import check_size
-from .types import Dataset, ImageSample
 
 
 class Loaded:
